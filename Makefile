@@ -1,0 +1,91 @@
+# The suite's one entry point. `make demo` runs everything locally on an embedded AWS emulator;
+# `make test` runs every test. Both install what they need (Python tools into .venv/, Rust targets).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+REQS_HASH := $(shell sha256sum requirements-tools.txt | cut -c1-16)
+STAMP     := $(VENV)/.installed-$(REQS_HASH)
+# cargo-lambda finds zig (the arm64 linker) only through PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export AWS_DEFAULT_REGION ?= us-east-1
+
+FUNCTIONS := image-compressor user-api order-processor
+FN        ?= user-api
+EVENT     ?= events/$(FN)/get-user.json
+
+.PHONY: help setup build build-arm64 test unit-test integration-test lint template-lint watch invoke \
+        demo local-up local-down bench deploy fuzz chaos clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Install the Python tools (.venv) and the Rust toolchain/targets
+	@rustup show active-toolchain >/dev/null
+
+$(STAMP): requirements-tools.txt
+	@echo "==> installing Python tools into $(VENV)/ (once; again only when requirements-tools.txt changes)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+build: ## Build every function for this machine (debug)
+	cargo build --workspace
+
+build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig), sizes printed
+	cargo lambda build --release --arm64 --workspace
+	@for f in $(FUNCTIONS); do \
+	  b=target/lambda/$$f/bootstrap; \
+	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
+	done
+
+test: setup lint ## Every test: lint, unit, integration (moto), template checks
+	cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \
+	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+
+lint: setup ## fmt check, clippy -D warnings, template lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	@$(MAKE) --no-print-directory template-lint
+
+template-lint: setup ## cfn-lint (with serverless rules) and checkov on template.yaml
+	cfn-lint template.yaml
+	checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+
+watch: setup ## cargo lambda watch with the local stack's settings (.local/env)
+	@test -f .local/env || { echo "no .local/env: run 'make local-up' first"; exit 1; }
+	set -a; . ./.local/env; set +a; cargo lambda watch --env-file .local/env
+
+invoke: setup ## Invoke a watched function: make invoke FN=user-api EVENT=events/user-api/get-user.json
+	cargo lambda invoke $(FN) --data-file $(EVENT)
+
+local-up: setup ## Start moto and provision the template's resources into it
+	@echo "make local-up: not yet implemented (see the demo issue)"; exit 1
+
+local-down: ## Stop what local-up and watch started
+	@echo "make local-down: not yet implemented (see the demo issue)"; exit 1
+
+demo: setup ## The whole suite end to end on the local emulator
+	@echo "make demo: not yet implemented (see the demo issue)"; exit 1
+
+bench: setup ## Benchmarks against the Python baselines; rewrites BENCHMARKS.md
+	@echo "make bench: not yet implemented (see the benchmark issue)"; exit 1
+
+fuzz: ## Fuzz targets for FUZZ_SECS seconds each
+	@echo "make fuzz: not yet implemented (see the reliability issue)"; exit 1
+
+chaos: ## Chaos soak for the order processor
+	@echo "make chaos: not yet implemented (see the reliability issue)"; exit 1
+
+deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod for production
+	sam build
+	sam deploy --config-env $${ENV:-default}
+
+clean: ## Remove build output and local state (keeps .venv)
+	cargo clean
+	rm -rf .local .aws-sam

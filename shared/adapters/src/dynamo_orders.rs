@@ -1,0 +1,257 @@
+//! `OrderStore` on DynamoDB: the `Inventory` table (`product_id` → `quantity`) and the `Orders` table
+//! (`order_id` → the order with its side-effect flags).
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
+use domain::ports::OrderStore;
+use domain::PortError;
+
+use crate::dynamo::{get_bool, get_n, get_s, n, s, transact, Item, TxFailure};
+use crate::errors::classify;
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, PortError> {
+    r.map_err(|e| PortError::Rejected(format!("dynamodb: request could not be built: {e}")))
+}
+
+fn order_item(order: &Order) -> Item {
+    let lines = order
+        .items
+        .iter()
+        .map(|l| {
+            AttributeValue::M(Item::from([
+                ("product_id".to_string(), s(&l.product_id)),
+                ("quantity".to_string(), n(l.quantity)),
+            ]))
+        })
+        .collect();
+    Item::from([
+        ("order_id".to_string(), s(&order.order_id)),
+        ("user_id".to_string(), s(&order.user_id)),
+        ("items".to_string(), AttributeValue::L(lines)),
+        ("total_minor".to_string(), n(order.total.0)),
+        ("total".to_string(), s(order.total.to_string())),
+        ("status".to_string(), s(order.status.as_str())),
+        (
+            "short_items".to_string(),
+            AttributeValue::L(order.short_items.iter().map(s).collect()),
+        ),
+        ("created_at".to_string(), s(&order.created_at)),
+        (
+            "payment_requested".to_string(),
+            AttributeValue::Bool(order.payment_requested),
+        ),
+        (
+            "notification_sent".to_string(),
+            AttributeValue::Bool(order.notification_sent),
+        ),
+    ])
+}
+
+fn order_from_item(item: &Item) -> Result<Order, PortError> {
+    let bad =
+        |f: &str| PortError::Rejected(format!("dynamodb: stored order has a malformed `{f}`"));
+    let items = match item.get("items") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::M(m) => Ok(OrderLine {
+                    product_id: get_s(m, "order line", "product_id")?.to_string(),
+                    quantity: get_n(m, "order line", "quantity")?,
+                }),
+                _ => Err(bad("items")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(bad("items")),
+    };
+    let short_items = match item.get("short_items") {
+        Some(AttributeValue::L(list)) => {
+            list.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Order {
+        order_id: get_s(item, "order", "order_id")?.to_string(),
+        user_id: get_s(item, "order", "user_id")?.to_string(),
+        items,
+        total: Money(get_n(item, "order", "total_minor")?),
+        status: OrderStatus::parse(get_s(item, "order", "status")?).ok_or_else(|| bad("status"))?,
+        short_items,
+        created_at: get_s(item, "order", "created_at")?.to_string(),
+        payment_requested: get_bool(item, "payment_requested"),
+        notification_sent: get_bool(item, "notification_sent"),
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: aws_sdk_dynamodb::Client,
+    orders_table: String,
+    inventory_table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        orders_table: impl Into<String>,
+        inventory_table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            orders_table: orders_table.into(),
+            inventory_table: inventory_table.into(),
+        }
+    }
+
+    /// Sets a product's stock (seeding for local runs and tests).
+    pub async fn set_stock(&self, product_id: &str, quantity: i64) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.inventory_table)
+            .item("product_id", s(product_id))
+            .item("quantity", n(quantity))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("dynamodb", &e))
+    }
+
+    /// A product's current stock (strongly consistent), `None` if unknown.
+    pub async fn stock(&self, product_id: &str) -> Result<Option<i64>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.inventory_table)
+            .key("product_id", s(product_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb", &e))?;
+        out.item()
+            .map(|i| get_n(i, "inventory", "quantity"))
+            .transpose()
+    }
+
+    fn put_order(&self, order: &Order) -> Result<TransactWriteItem, PortError> {
+        let put = build(
+            Put::builder()
+                .table_name(&self.orders_table)
+                .set_item(Some(order_item(order)))
+                .condition_expression("attribute_not_exists(order_id)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+impl OrderStore for DynamoOrderStore {
+    async fn reserve(&self, order: &Order) -> Result<Reservation, PortError> {
+        let mut actions = Vec::with_capacity(order.items.len() + 1);
+        for line in &order.items {
+            let update = build(
+                Update::builder()
+                    .table_name(&self.inventory_table)
+                    .key("product_id", s(&line.product_id))
+                    .update_expression("SET quantity = quantity - :q")
+                    .condition_expression("attribute_exists(product_id) AND quantity >= :q")
+                    .expression_attribute_values(":q", n(line.quantity))
+                    .build(),
+            )?;
+            actions.push(TransactWriteItem::builder().update(update).build());
+        }
+        actions.push(self.put_order(order)?);
+        let order_index = order.items.len();
+        match transact(&self.client, actions).await {
+            Ok(()) => Ok(Reservation::Reserved),
+            Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, order_index) => {
+                Ok(Reservation::AlreadyExists)
+            }
+            Err(TxFailure::Cancelled(r)) => {
+                let short: Vec<String> = order
+                    .items
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| TxFailure::condition_failed(&r, *i))
+                    .map(|(_, l)| l.product_id.clone())
+                    .collect();
+                if short.is_empty() {
+                    Err(TxFailure::other_reasons(&r))
+                } else {
+                    Ok(Reservation::InsufficientStock(short))
+                }
+            }
+            Err(TxFailure::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn record(&self, order: &Order) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.orders_table)
+            .set_item(Some(order_item(order)))
+            .condition_expression("attribute_not_exists(order_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("dynamodb", &e)),
+        }
+    }
+
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key("order_id", s(order_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb", &e))?;
+        out.item().map(order_from_item).transpose()
+    }
+
+    async fn mark_done(
+        &self,
+        order_id: &str,
+        payment_requested: bool,
+        notification_sent: bool,
+    ) -> Result<(), PortError> {
+        let mut sets = Vec::new();
+        if payment_requested {
+            sets.push("payment_requested = :t");
+        }
+        if notification_sent {
+            sets.push("notification_sent = :t");
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders_table)
+            .key("order_id", s(order_id))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(order_id)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(PortError::NotFound)
+            }
+            Err(e) => Err(classify("dynamodb", &e)),
+        }
+    }
+}

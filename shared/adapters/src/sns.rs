@@ -1,0 +1,48 @@
+//! `Notifier` on Amazon SNS: order events with an `event_type` attribute for subscription filters.
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use domain::order::OrderEvent;
+use domain::ports::Notifier;
+use domain::PortError;
+
+use crate::errors::classify;
+
+#[derive(Debug, Clone)]
+pub struct SnsNotifier {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsNotifier {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| PortError::Rejected(format!("sns: bad message attribute: {e}")))
+}
+
+impl Notifier for SnsNotifier {
+    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
+        let message = serde_json::to_string(event)
+            .map_err(|e| PortError::Rejected(format!("order event not serialisable: {e}")))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message)
+            .message_attributes("event_type", attribute(event.event_type.as_str())?)
+            .message_attributes("event_id", attribute(&event.event_id)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sns", &e))
+    }
+}

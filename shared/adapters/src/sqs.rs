@@ -1,0 +1,105 @@
+//! SQS adapters: the payment queue and the dead-letter queue for poison messages.
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use domain::order::PaymentRequest;
+use domain::ports::{DeadLetters, PaymentQueue};
+use domain::PortError;
+
+use crate::errors::classify;
+
+/// SQS limits a message attribute value; reasons are cut to stay well inside it.
+const MAX_REASON_CHARS: usize = 512;
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| PortError::Rejected(format!("sqs: bad message attribute: {e}")))
+}
+
+#[derive(Debug, Clone)]
+pub struct SqsPaymentQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsPaymentQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+}
+
+impl PaymentQueue for SqsPaymentQueue {
+    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
+        let body = serde_json::to_string(request)
+            .map_err(|e| PortError::Rejected(format!("payment request not serialisable: {e}")))?;
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("order_id", string_attribute(&request.order_id)?);
+        if self.is_fifo() {
+            // The order id is the deduplication key: a resend within SQS's 5-minute window is dropped.
+            send = send
+                .message_group_id(&request.order_id)
+                .message_deduplication_id(&request.order_id);
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sqs", &e))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+impl DeadLetters for SqsDeadLetters {
+    async fn park(
+        &self,
+        body: &str,
+        source_message_id: &str,
+        reason_code: &str,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        // An empty body cannot be sent to SQS; keep a marker so the message is still visible.
+        let body = if body.is_empty() {
+            "(empty message body)"
+        } else {
+            body
+        };
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("error_code", string_attribute(reason_code)?)
+            .message_attributes("error_reason", string_attribute(&reason)?)
+            .message_attributes("source_message_id", string_attribute(source_message_id)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sqs", &e))
+    }
+}

@@ -1,0 +1,118 @@
+//! Ports: the small traits handlers depend on. Adapters implement them with the AWS SDK; the
+//! `testing` feature implements them in memory.
+//!
+//! Methods return `impl Future + Send` so handlers stay generic and their futures stay `Send`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
+use crate::user::User;
+use crate::PortError;
+
+/// One page of users, in id order, and the cursor to continue after (if there may be more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next_cursor: Option<Uuid>,
+}
+
+pub trait UserStore: Send + Sync {
+    /// Stores a new user and reserves its email. `AlreadyExists("email")` or `AlreadyExists("user_id")`.
+    fn create(&self, user: &User) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<User>, PortError>> + Send;
+    /// Up to `limit` users with ids after `after`.
+    fn list(
+        &self,
+        limit: u32,
+        after: Option<Uuid>,
+    ) -> impl Future<Output = Result<UserPage, PortError>> + Send;
+    /// Replaces `previous` (which must still be at its version) with `updated`, moving the email
+    /// reservation when the email changed. `VersionMismatch`, `NotFound`, or `AlreadyExists("email")`.
+    fn update(
+        &self,
+        previous: &User,
+        updated: &User,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Deletes `user` (still at its version) and releases its email. `VersionMismatch` or `NotFound`.
+    fn delete(&self, user: &User) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait OrderStore: Send + Sync {
+    /// In one atomic step: deduct every line's quantity (only where stock covers it) and store the order
+    /// (only if its id is new).
+    fn reserve(&self, order: &Order)
+        -> impl Future<Output = Result<Reservation, PortError>> + Send;
+    /// Stores an order that deducts nothing (a cancelled one). `false` when the id already existed.
+    fn record(&self, order: &Order) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// A strongly consistent read.
+    fn get(&self, order_id: &str) -> impl Future<Output = Result<Option<Order>, PortError>> + Send;
+    /// Records finished side effects (flags only ever go from false to true).
+    fn mark_done(
+        &self,
+        order_id: &str,
+        payment_requested: bool,
+        notification_sent: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait PaymentQueue: Send + Sync {
+    /// Sends one payment request, deduplicated by order id.
+    fn request_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait Notifier: Send + Sync {
+    fn publish(&self, event: &OrderEvent) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Where messages that can never succeed are parked, with the reason.
+pub trait DeadLetters: Send + Sync {
+    fn park(
+        &self,
+        body: &str,
+        source_message_id: &str,
+        reason_code: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// What `HeadObject` tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An object to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewObject {
+    pub bucket: String,
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: String,
+    pub cache_control: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub trait ObjectStore: Send + Sync {
+    /// `Ok(None)` when the object does not exist.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, PortError>> + Send;
+    /// The object's bytes, refusing (`Rejected`) to read more than `max_bytes`.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
+    fn put(&self, object: NewObject) -> impl Future<Output = Result<(), PortError>> + Send;
+}
