@@ -44,7 +44,7 @@ build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig),
 	done
 
 test: setup lint ## Every test: lint, unit, integration (moto), template checks
-	cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+	timeout 25m cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \
 	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 

@@ -1,1 +1,473 @@
+//! user-api: a users REST API behind API Gateway (HTTP API v2 or REST v1), over a `UserStore`.
+//!
+//! `handle` is a plain async function from a request to a response: every outcome, including every
+//! error, is a response with CORS headers; errors are `application/problem+json`. Only a failing
+//! dependency produces a 5xx.
 
+pub mod config;
+pub mod problem;
+
+use std::time::Instant;
+
+use domain::page_token::PageTokens;
+use domain::ports::UserStore;
+use domain::user::{
+    authorize, parse_new_user, parse_patch, parse_replacement, timestamp, Caller, User, UserAction,
+    UserChanges, MAX_BODY_BYTES,
+};
+use domain::validation::ValidationErrors;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use problem::ApiError;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+pub const COLLECTION_METHODS: &[&str] = &["GET", "POST", "OPTIONS"];
+pub const ITEM_METHODS: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Everything a request needs, built once per cold start.
+pub struct Api<S> {
+    pub store: S,
+    pub allowed_origins: Vec<String>,
+    pub tokens: PageTokens,
+    pub clock: fn() -> OffsetDateTime,
+}
+
+impl<S: UserStore> Api<S> {
+    pub fn new(store: S, allowed_origins: Vec<String>, page_token_secret: &str) -> Self {
+        Self {
+            store,
+            allowed_origins,
+            tokens: PageTokens::new(page_token_secret),
+            clock: OffsetDateTime::now_utc,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Collection,
+    Item(String),
+}
+
+/// Which resource a path names, ignoring the stage prefix API Gateway keeps in the path.
+pub fn route(path: &str, stage: Option<&str>) -> Option<Route> {
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(stage) = stage.filter(|s| *s != "$default") {
+        if segments.first() == Some(&stage) && segments.get(1) == Some(&"users") {
+            segments.remove(0);
+        }
+    }
+    match segments.as_slice() {
+        ["users"] => Some(Route::Collection),
+        ["users", id] => Some(Route::Item((*id).to_string())),
+        _ => None,
+    }
+}
+
+fn stage(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.stage.clone(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.stage.clone(),
+        _ => None,
+    }
+}
+
+/// `cognito:groups` arrives as a JSON array, a JSON-array string, or API Gateway's `[admin staff]`.
+pub fn parse_groups(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(list) = serde_json::from_str::<Vec<String>>(text) {
+                return list;
+            }
+            text.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .map(|g| g.trim_matches('"'))
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The verified caller from the authorizer's claims (HTTP API JWT or REST Cognito authorizer).
+pub fn caller(request: &Request) -> Option<Caller> {
+    let (sub, groups) = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => {
+            let claims = &ctx.authorizer.as_ref()?.jwt.as_ref()?.claims;
+            let groups = claims
+                .get("cognito:groups")
+                .map(|g| parse_groups(&Value::String(g.clone())))
+                .unwrap_or_default();
+            (claims.get("sub")?.clone(), groups)
+        }
+        RequestContext::ApiGatewayV1(ctx) => {
+            let claims = ctx.authorizer.fields.get("claims")?;
+            let sub = claims.get("sub")?.as_str()?.to_string();
+            let groups = claims
+                .get("cognito:groups")
+                .map(parse_groups)
+                .unwrap_or_default();
+            (sub, groups)
+        }
+        _ => return None,
+    };
+    let subject = sub.trim().to_string();
+    (!subject.is_empty()).then_some(Caller { subject, groups })
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn require_json(request: &Request) -> Result<(), ApiError> {
+    let media = header(request, "content-type")
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+fn body_bytes(request: &Request) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        Err(ApiError::PayloadTooLarge)
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ValidationErrors::single("id", "must be a UUID").into())
+}
+
+/// `If-Match` entity tags, `None` when the header is absent.
+fn if_match(request: &Request) -> Option<Vec<String>> {
+    let raw = header(request, "if-match")?;
+    Some(
+        raw.split(',')
+            .map(|t| {
+                t.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .filter(|t| !t.is_empty())
+            .collect(),
+    )
+}
+
+fn check_if_match(request: &Request, current: &User) -> Result<(), ApiError> {
+    match if_match(request) {
+        None => Ok(()),
+        Some(tags)
+            if tags
+                .iter()
+                .any(|t| t == "*" || *t == current.version.to_string()) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::PreconditionFailed),
+    }
+}
+
+pub fn etag(user: &User) -> String {
+    format!("\"{}\"", user.version)
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn user_response(status: u16, user: &User) -> Response<Body> {
+    let mut response = json_response(status, &json!(user));
+    if let Ok(tag) = HeaderValue::from_str(&etag(user)) {
+        response.headers_mut().insert("etag", tag);
+    }
+    response
+}
+
+fn problem_response(error: &ApiError) -> Response<Body> {
+    let mut response = json_response(error.status().as_u16(), &error.body());
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    match error {
+        ApiError::MethodNotAllowed(allowed) => {
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                headers.insert("allow", v);
+            }
+        }
+        ApiError::Unavailable(seconds) => {
+            headers.insert("retry-after", HeaderValue::from(*seconds));
+        }
+        ApiError::Unauthorized => {
+            headers.insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+    response
+}
+
+fn apply_cors(response: &mut Response<Body>, origin: Option<&str>, allowed: &[String]) {
+    let headers = response.headers_mut();
+    let allow = if allowed.iter().any(|o| o == "*") {
+        Some("*".to_string())
+    } else {
+        origin
+            .map(|o| o.trim_end_matches('/'))
+            .filter(|o| allowed.iter().any(|a| a == o))
+            .map(str::to_string)
+    };
+    headers.insert("vary", HeaderValue::from_static("Origin"));
+    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        headers.insert("access-control-allow-origin", value);
+        headers.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("ETag, Location, Retry-After"),
+        );
+    }
+}
+
+fn preflight(methods: &[&str]) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+        headers.insert("access-control-allow-methods", v);
+    }
+    headers.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("authorization, content-type, if-match"),
+    );
+    headers.insert("access-control-max-age", HeaderValue::from_static("600"));
+    response
+}
+
+/// Handles one request. Never fails: every outcome is a response.
+pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = route(request.uri().path(), stage(&request).as_deref());
+    let result = dispatch(api, &request, route.as_ref()).await;
+    let mut response = result.unwrap_or_else(|e| problem_response(&e));
+    apply_cors(
+        &mut response,
+        header(&request, "origin"),
+        &api.allowed_origins,
+    );
+    let status = response.status().as_u16();
+    metrics::counter!("ApiRequests").increment(1);
+    if status >= 500 {
+        metrics::counter!("ApiServerErrors").increment(1);
+    } else if status >= 400 {
+        metrics::counter!("ApiClientErrors").increment(1);
+    }
+    let route_name = match route {
+        Some(Route::Collection) => "/users",
+        Some(Route::Item(_)) => "/users/{id}",
+        None => "unknown",
+    };
+    tracing::info!(
+        method = %method,
+        route = route_name,
+        status,
+        duration_us = started.elapsed().as_micros() as u64,
+        "request handled"
+    );
+    response
+}
+
+async fn dispatch<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    route: Option<&Route>,
+) -> Result<Response<Body>, ApiError> {
+    let route = route.ok_or(ApiError::NotFound("no such resource"))?;
+    let method = request.method().as_str();
+    let allowed = match route {
+        Route::Collection => COLLECTION_METHODS,
+        Route::Item(_) => ITEM_METHODS,
+    };
+    if !allowed.contains(&method) {
+        return Err(ApiError::MethodNotAllowed(allowed));
+    }
+    if method == "OPTIONS" {
+        return Ok(preflight(allowed));
+    }
+    let caller = caller(request).ok_or(ApiError::Unauthorized)?;
+    match (route, method) {
+        (Route::Collection, "GET") => list(api, request, &caller).await,
+        (Route::Collection, _) => create(api, request, &caller).await,
+        (Route::Item(id), "GET") => get(api, &caller, parse_id(id)?).await,
+        (Route::Item(id), "PUT") => change(api, request, &caller, parse_id(id)?, false).await,
+        (Route::Item(id), "PATCH") => change(api, request, &caller, parse_id(id)?, true).await,
+        (Route::Item(id), _) => delete(api, request, &caller, parse_id(id)?).await,
+    }
+}
+
+fn forbid(caller: &Caller, action: UserAction) -> Result<(), ApiError> {
+    authorize(caller, action).map_err(|f| ApiError::Forbidden(f.0))
+}
+
+async fn list<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    caller: &Caller,
+) -> Result<Response<Body>, ApiError> {
+    forbid(caller, UserAction::List)?;
+    let mut errors = ValidationErrors::new();
+    let params = request.query_string_parameters_ref();
+    let mut limit = DEFAULT_PAGE_SIZE;
+    let mut after = None;
+    if let Some(params) = params {
+        for (name, _) in params.iter() {
+            if name != "limit" && name != "next_token" {
+                errors.add(
+                    name,
+                    "is not a known query parameter (use limit, next_token)",
+                );
+            }
+        }
+        if let Some(raw) = params.first("limit") {
+            match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
+                _ => errors.add(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                ),
+            }
+        }
+        if let Some(token) = params.first("next_token") {
+            match api
+                .tokens
+                .verify(token)
+                .ok()
+                .and_then(|c| Uuid::parse_str(&c).ok())
+            {
+                Some(cursor) => after = Some(cursor),
+                None => errors.add("next_token", "is not a token this API issued"),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let page = api.store.list(limit, after).await?;
+    let next_token = page.next_cursor.map(|c| api.tokens.sign(&c.to_string()));
+    Ok(json_response(
+        200,
+        &json!({ "users": page.users, "next_token": next_token }),
+    ))
+}
+
+async fn create<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    caller: &Caller,
+) -> Result<Response<Body>, ApiError> {
+    require_json(request)?;
+    let new_user = parse_new_user(body_bytes(request)?)?;
+    let user_id = match new_user.user_id {
+        Some(id) => id,
+        None if caller.is_admin() => Uuid::new_v4(),
+        // A member's profile lives under their own subject id.
+        None => Uuid::parse_str(&caller.subject).map_err(|_| {
+            ApiError::Forbidden("your identity has no UUID subject to create a profile under")
+        })?,
+    };
+    forbid(caller, UserAction::Create(user_id))?;
+    let user = new_user.into_user(user_id, timestamp((api.clock)()));
+    api.store.create(&user).await?;
+    let mut response = user_response(201, &user);
+    let location = format!("{}/{}", request.uri().path().trim_end_matches('/'), user_id);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert("location", v);
+    }
+    Ok(response)
+}
+
+async fn get<S: UserStore>(
+    api: &Api<S>,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Response<Body>, ApiError> {
+    forbid(caller, UserAction::Read(id))?;
+    let user = api
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound("no user with this id"))?;
+    Ok(user_response(200, &user))
+}
+
+async fn change<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    caller: &Caller,
+    id: Uuid,
+    partial: bool,
+) -> Result<Response<Body>, ApiError> {
+    forbid(caller, UserAction::Change(id))?;
+    require_json(request)?;
+    let body = body_bytes(request)?;
+    let changes: UserChanges = if partial {
+        parse_patch(body)?
+    } else {
+        parse_replacement(body)?
+    };
+    let current = api
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound("no user with this id"))?;
+    check_if_match(request, &current)?;
+    let updated = current.with_changes(&changes, timestamp((api.clock)()));
+    api.store.update(&current, &updated).await?;
+    Ok(user_response(200, &updated))
+}
+
+async fn delete<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Response<Body>, ApiError> {
+    forbid(caller, UserAction::Delete(id))?;
+    let current = api
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound("no user with this id"))?;
+    check_if_match(request, &current)?;
+    api.store.delete(&current).await?;
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    Ok(response)
+}

@@ -1,1 +1,36 @@
-fn main() {}
+//! user-api entry point: configuration and clients once per cold start, then the runtime loop.
+
+use adapters::dynamo_users::DynamoUserStore;
+use adapters::telemetry::Telemetry;
+use adapters::Env;
+use lambda_http::{service_fn, Request, RequestExt};
+use user_api::config::Config;
+use user_api::{handle, Api};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let telemetry = Telemetry::init("user-api");
+    let config = match Config::from_env(&Env::process()) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    let sdk = adapters::aws::load_sdk_config(&config.aws).await;
+    let store = DynamoUserStore::new(adapters::aws::dynamodb_client(&sdk), &config.users_table);
+    let api = Api::new(store, config.allowed_origins, &config.page_token_secret);
+    let (api, telemetry) = (&api, &telemetry);
+    lambda_http::run(service_fn(move |request: Request| async move {
+        let context = request.lambda_context();
+        let response = telemetry
+            .invocation(
+                &context.request_id,
+                context.xray_trace_id.as_deref(),
+                handle(api, request),
+            )
+            .await;
+        Ok::<_, lambda_http::Error>(response)
+    }))
+    .await
+}

@@ -1,0 +1,119 @@
+//! The API's one error type and its single mapping to HTTP (RFC 9457 problem details).
+
+use domain::validation::ValidationErrors;
+use domain::PortError;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    Validation(ValidationErrors),
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden(&'static str),
+    NotFound(&'static str),
+    MethodNotAllowed(&'static [&'static str]),
+    Conflict(String),
+    PreconditionFailed,
+    UnsupportedMediaType,
+    /// A dependency is throttling or unreachable: retry after the given seconds.
+    Unavailable(u32),
+    /// A dependency refused a request we built: our fault, not the caller's.
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::Validation(_) => ("validation-failed", "The request is not valid"),
+            ApiError::PayloadTooLarge => ("payload-too-large", "The request body is too large"),
+            ApiError::Unauthorized => ("unauthorized", "Authentication is required"),
+            ApiError::Forbidden(_) => ("forbidden", "Not allowed"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::PreconditionFailed => ("precondition-failed", "The user has changed"),
+            ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::Unavailable(_) => ("unavailable", "Temporarily unavailable"),
+            ApiError::Internal => ("internal", "Internal error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Validation(e) => e.to_string(),
+            ApiError::PayloadTooLarge => format!(
+                "the body must be at most {} bytes",
+                domain::user::MAX_BODY_BYTES
+            ),
+            ApiError::Unauthorized => "no verified identity came with the request".into(),
+            ApiError::Forbidden(why) => (*why).into(),
+            ApiError::NotFound(what) => (*what).into(),
+            ApiError::MethodNotAllowed(allowed) => {
+                format!("this resource allows {}", allowed.join(", "))
+            }
+            ApiError::Conflict(why) => why.clone(),
+            ApiError::PreconditionFailed => {
+                "If-Match does not match the user's current ETag; fetch it again".into()
+            }
+            ApiError::UnsupportedMediaType => "send the body as application/json".into(),
+            ApiError::Unavailable(_) => "a dependency is busy or unreachable; retry shortly".into(),
+            ApiError::Internal => "the request could not be completed".into(),
+        }
+    }
+
+    /// The `application/problem+json` document.
+    pub fn body(&self) -> Value {
+        let (slug, title) = self.slug_and_title();
+        let mut doc = json!({
+            "type": format!("urn:problem:user-api:{slug}"),
+            "title": title,
+            "status": self.status().as_u16(),
+            "detail": self.detail(),
+        });
+        if let ApiError::Validation(e) = self {
+            doc["errors"] = json!(e.errors);
+        }
+        doc
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::NotFound => ApiError::NotFound("no user with this id"),
+            PortError::AlreadyExists(what) if what == "email" => {
+                ApiError::Conflict("another user already has this email".into())
+            }
+            PortError::AlreadyExists(_) => {
+                ApiError::Conflict("a user with this id already exists".into())
+            }
+            PortError::VersionMismatch => ApiError::PreconditionFailed,
+            PortError::Throttled(_) => ApiError::Unavailable(1),
+            PortError::Unavailable(_) => ApiError::Unavailable(2),
+            PortError::Rejected(_) => ApiError::Internal,
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The OpenAPI document and the router agree: the same operations, and for each operation exactly the
+//! statuses that real requests (valid, invalid, unauthorised, conflicting, failing dependencies) get.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use domain::testing::InMemoryUserStore;
+use domain::PortError;
+use serde_json::Value;
+use user_api::Api;
+
+type Ops = BTreeMap<(String, String), BTreeSet<u16>>;
+
+fn documented() -> Ops {
+    let path = format!("{}/openapi.yaml", env!("CARGO_MANIFEST_DIR"));
+    let spec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(spec["openapi"].as_str(), Some("3.1.0"));
+    let mut ops = Ops::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method == "parameters" {
+                continue;
+            }
+            let statuses = op["responses"]
+                .as_mapping()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str().unwrap().parse::<u16>().unwrap())
+                .collect();
+            ops.insert(
+                (path.as_str().unwrap().to_string(), method.to_uppercase()),
+                statuses,
+            );
+        }
+    }
+    ops
+}
+
+const OTHER: &str = "11111111-2222-4333-8444-555555555555";
+
+async fn seeded() -> Api<InMemoryUserStore> {
+    let api = api();
+    let own =
+        serde_json::json!({"user_id": MEMBER, "name": "Member", "email": "member@example.com"});
+    let other =
+        serde_json::json!({"user_id": OTHER, "name": "Other", "email": "taken@example.com"});
+    for body in [own, other] {
+        let r = call(
+            &api,
+            &custom("POST", "/users", Some(&body.to_string()), Some(ADMIN), true),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    api
+}
+
+/// Requests that between them reach every outcome of an operation.
+fn candidates(method: &str, template_path: &str) -> Vec<(Value, Option<PortError>)> {
+    let item = template_path.contains("{id}");
+    let own = if item {
+        format!("/users/{MEMBER}")
+    } else {
+        "/users".to_string()
+    };
+    let missing = format!("/users/{}", uuid::Uuid::new_v4());
+    let writes = matches!(method, "POST" | "PUT" | "PATCH");
+    let good_body = match method {
+        "POST" => Some(r#"{"name":"New","email":"new@example.com"}"#.to_string()),
+        "PUT" => Some(r#"{"name":"New","email":"member@example.com"}"#.to_string()),
+        "PATCH" => Some(r#"{"name":"New"}"#.to_string()),
+        _ => None,
+    };
+    let taken = match method {
+        "POST" => Some(r#"{"name":"New","email":"taken@example.com"}"#.to_string()),
+        "PUT" => Some(r#"{"name":"New","email":"taken@example.com"}"#.to_string()),
+        "PATCH" => Some(r#"{"email":"taken@example.com"}"#.to_string()),
+        _ => None,
+    };
+    let admin_ok = !item && method == "GET";
+    let who = |admin: bool| if admin { ADMIN } else { MEMBER };
+    let mut list = vec![
+        (
+            custom(
+                method,
+                &own,
+                good_body.as_deref(),
+                Some(who(admin_ok)),
+                admin_ok,
+            ),
+            None,
+        ),
+        (
+            custom(method, &own, good_body.as_deref(), None, false),
+            None,
+        ),
+        (
+            custom(
+                method,
+                if item { &missing } else { &own },
+                good_body.as_deref(),
+                Some(ADMIN),
+                true,
+            ),
+            None,
+        ),
+        (
+            custom(method, &own, good_body.as_deref(), Some(OTHER), false),
+            None,
+        ),
+    ];
+    if item {
+        list.push((
+            custom(
+                method,
+                "/users/not-a-uuid",
+                good_body.as_deref(),
+                Some(ADMIN),
+                true,
+            ),
+            None,
+        ));
+        let mut stale = custom(method, &own, good_body.as_deref(), Some(MEMBER), false);
+        stale["headers"]["if-match"] = "\"999\"".into();
+        list.push((stale, None));
+    } else {
+        let mut bad = custom(method, &own, Some("{}"), Some(ADMIN), true);
+        bad["rawQueryString"] = "limit=0".into();
+        list.push((bad, None));
+        let someone_else = format!(r#"{{"user_id":"{OTHER}","name":"X","email":"x@example.com"}}"#);
+        list.push((
+            custom(method, &own, Some(&someone_else), Some(MEMBER), false),
+            None,
+        ));
+    }
+    if writes {
+        list.push((
+            custom(method, &own, Some("{broken"), Some(MEMBER), false),
+            None,
+        ));
+        list.push((
+            custom(method, &own, taken.as_deref(), Some(MEMBER), false),
+            None,
+        ));
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(20_000));
+        list.push((custom(method, &own, Some(&big), Some(MEMBER), false), None));
+        let mut plain = custom(method, &own, good_body.as_deref(), Some(MEMBER), false);
+        plain["headers"]["content-type"] = "text/plain".into();
+        list.push((plain, None));
+    }
+    for fault in [
+        PortError::Throttled("t".into()),
+        PortError::Rejected("r".into()),
+    ] {
+        list.push((
+            custom(
+                method,
+                &own,
+                good_body.as_deref(),
+                Some(who(admin_ok)),
+                admin_ok,
+            ),
+            Some(fault),
+        ));
+    }
+    list
+}
+
+#[tokio::test]
+async fn openapi_and_router_agree_on_operations_and_statuses() {
+    let spec = documented();
+    let mut routed = BTreeSet::new();
+    for m in user_api::COLLECTION_METHODS {
+        routed.insert(("/users".to_string(), m.to_string()));
+    }
+    for m in user_api::ITEM_METHODS {
+        routed.insert(("/users/{id}".to_string(), m.to_string()));
+    }
+    let documented_ops: BTreeSet<_> = spec.keys().cloned().collect();
+    assert_eq!(
+        documented_ops, routed,
+        "operations in openapi.yaml vs the router"
+    );
+
+    let mut observed = Ops::new();
+    for (path, method) in spec.keys() {
+        for (event, fault) in candidates(method, path) {
+            let api = seeded().await;
+            if let Some(fault) = fault {
+                for op in ["create", "get", "list", "update", "delete"] {
+                    api.store.faults.fail_next(op, fault.clone());
+                }
+            }
+            let status = call(&api, &event).await.status;
+            observed
+                .entry((path.clone(), method.clone()))
+                .or_default()
+                .insert(status);
+        }
+    }
+    for (op, statuses) in &spec {
+        let seen = observed.get(op).cloned().unwrap_or_default();
+        assert_eq!(
+            &seen, statuses,
+            "{op:?}: statuses real requests get vs openapi.yaml"
+        );
+    }
+}
