@@ -53,7 +53,7 @@ fn start_emulator() -> Emulator {
         python.display()
     );
     let mut child = Command::new(&python)
-        .arg(workspace_root().join("tests/moto_launcher.py"))
+        .arg(workspace_root().join("tools/moto_server.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,1 +1,215 @@
+//! order-processor: SQS batches of orders → one DynamoDB transaction per order (deduct every line and
+//! store the order) → payment request → order event. Correct under redelivery, duplicates and
+//! concurrency: the transaction is the only place stock changes, and it refuses an order id it has seen.
+//!
+//! Per message: poison (invalid JSON or order) is parked on the dead-letter queue with its reason and
+//! acknowledged; a transient failure is reported in `batchItemFailures` so SQS redelivers only that
+//! message; a redelivered order finishes only the side effects its record says are not yet done.
 
+pub mod config;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use domain::order::{
+    parse_order_message, Order, OrderEvent, OrderStatus, PaymentRequest, Reservation,
+};
+use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue};
+use domain::PortError;
+use futures::future::join_all;
+
+/// The ports the processor works through, built once per cold start.
+pub struct Processor<O, P, N, D> {
+    pub orders: O,
+    pub payments: P,
+    pub notifier: N,
+    pub dead_letters: D,
+    pub clock: fn() -> String,
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stock reserved, order confirmed, payment requested and event published.
+    Confirmed,
+    /// Not enough stock: recorded as cancelled and announced; nothing deducted.
+    Cancelled,
+    /// The order already existed: nothing deducted again; missing side effects finished.
+    AlreadyProcessed,
+    /// Can never succeed: parked on the dead-letter queue and acknowledged.
+    Parked,
+    /// A dependency failed; SQS should redeliver this message.
+    Retry(PortError),
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl<O, P, N, D> Processor<O, P, N, D>
+where
+    O: OrderStore,
+    P: PaymentQueue,
+    N: Notifier,
+    D: DeadLetters,
+{
+    pub fn new(orders: O, payments: P, notifier: N, dead_letters: D) -> Self {
+        Self {
+            orders,
+            payments,
+            notifier,
+            dead_letters,
+            clock: now_rfc3339,
+        }
+    }
+
+    /// Processes a batch; the response lists exactly the messages SQS must deliver again.
+    ///
+    /// Different orders run concurrently; copies of one order (duplicates in the same batch) run one
+    /// after another, so the second sees the first's recorded side effects and repeats none.
+    pub async fn process_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
+        for (index, message) in event.records.iter().enumerate() {
+            let body = message.body.as_deref().unwrap_or("");
+            let key = parse_order_message(body)
+                .map(|r| r.order_id)
+                .unwrap_or_else(|_| format!("unparsable message #{index}"));
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(message),
+                None => groups.push((key, vec![message])),
+            }
+        }
+        let results = join_all(groups.iter().map(|(_, members)| async move {
+            let mut failed = Vec::new();
+            for message in members {
+                if let Outcome::Retry(_) = self.process_record(message).await {
+                    failed.push(failure(message));
+                }
+            }
+            failed
+        }))
+        .await;
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = results.into_iter().flatten().collect();
+        response
+    }
+
+    async fn process_record(&self, message: &SqsMessage) -> Outcome {
+        let id = message.message_id.as_deref().unwrap_or("");
+        let body = message.body.as_deref().unwrap_or("");
+        let outcome = self.process_message(id, body).await;
+        let (label, metric) = match &outcome {
+            Outcome::Confirmed => ("confirmed", "OrdersConfirmed"),
+            Outcome::Cancelled => ("cancelled", "OrdersCancelled"),
+            Outcome::AlreadyProcessed => ("already processed", "OrdersAlreadyProcessed"),
+            Outcome::Parked => ("parked", "MessagesParked"),
+            Outcome::Retry(_) => ("retry", "MessagesRetried"),
+        };
+        metrics::counter!(metric).increment(1);
+        match &outcome {
+            Outcome::Retry(e) => {
+                tracing::warn!(message_id = id, outcome = label, error = %e, "order message will be retried")
+            }
+            _ => tracing::info!(message_id = id, outcome = label, "order message processed"),
+        }
+        outcome
+    }
+
+    /// The whole story of one message body.
+    pub async fn process_message(&self, message_id: &str, body: &str) -> Outcome {
+        let request = match parse_order_message(body) {
+            Ok(request) => request,
+            Err(reason) => {
+                // The reason names fields, never their values: no personal data in logs.
+                tracing::warn!(message_id, reason_code = reason.code(), reason = %reason, "poison message");
+                return match self
+                    .dead_letters
+                    .park(body, message_id, reason.code(), &reason.to_string())
+                    .await
+                {
+                    Ok(()) => Outcome::Parked,
+                    // Not parked, so not acknowledged: it must not be lost.
+                    Err(e) => Outcome::Retry(e),
+                };
+            }
+        };
+        let order = Order::new(&request, OrderStatus::Confirmed, Vec::new(), (self.clock)());
+        let (order, fresh) = match self.orders.reserve(&order).await {
+            Ok(Reservation::Reserved) => (order, true),
+            Ok(Reservation::AlreadyExists) => match self.existing(&order.order_id).await {
+                Ok(existing) => (existing, false),
+                Err(e) => return Outcome::Retry(e),
+            },
+            Ok(Reservation::InsufficientStock(short)) => {
+                let cancelled = Order::new(
+                    &request,
+                    OrderStatus::CancelledInsufficientInventory,
+                    short,
+                    order.created_at.clone(),
+                );
+                match self.orders.record(&cancelled).await {
+                    Ok(true) => (cancelled, true),
+                    // A duplicate of this order got there first: finish whatever it stored.
+                    Ok(false) => match self.existing(&order.order_id).await {
+                        Ok(existing) => (existing, false),
+                        Err(e) => return Outcome::Retry(e),
+                    },
+                    Err(e) => return Outcome::Retry(e),
+                }
+            }
+            // Even a non-transient store error is retried: after maxReceiveCount the queue's redrive
+            // moves the message to the dead-letter queue, so nothing is lost or half-applied.
+            Err(e) => return Outcome::Retry(e),
+        };
+        if let Err(e) = self.finish_side_effects(&order).await {
+            return Outcome::Retry(e);
+        }
+        match (fresh, order.status) {
+            (false, _) => Outcome::AlreadyProcessed,
+            (true, OrderStatus::Confirmed) => Outcome::Confirmed,
+            (true, OrderStatus::CancelledInsufficientInventory) => Outcome::Cancelled,
+        }
+    }
+
+    async fn existing(&self, order_id: &str) -> Result<Order, PortError> {
+        self.orders.get(order_id).await?.ok_or_else(|| {
+            PortError::Unavailable("order reported as existing but not readable yet".into())
+        })
+    }
+
+    /// Sends what the order record says is not yet done, then records what succeeded (even when a
+    /// later step failed), so a redelivery repeats nothing that already happened.
+    async fn finish_side_effects(&self, order: &Order) -> Result<(), PortError> {
+        let mut paid = false;
+        let mut notified = false;
+        let mut failure = None;
+        if order.needs_payment() {
+            match self
+                .payments
+                .request_payment(&PaymentRequest::for_order(order))
+                .await
+            {
+                Ok(()) => paid = true,
+                Err(e) => failure = Some(e),
+            }
+        }
+        if failure.is_none() && order.needs_notification() {
+            match self.notifier.publish(&OrderEvent::for_order(order)).await {
+                Ok(()) => notified = true,
+                Err(e) => failure = Some(e),
+            }
+        }
+        if paid || notified {
+            if let Err(e) = self.orders.mark_done(&order.order_id, paid, notified).await {
+                failure.get_or_insert(e);
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn failure(message: &SqsMessage) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message.message_id.clone().unwrap_or_default();
+    failure
+}

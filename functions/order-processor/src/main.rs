@@ -1,1 +1,50 @@
-fn main() {}
+//! order-processor entry point: configuration and clients once per cold start, then the runtime loop.
+
+use adapters::dynamo_orders::DynamoOrderStore;
+use adapters::sns::SnsNotifier;
+use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
+use adapters::telemetry::Telemetry;
+use adapters::Env;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use order_processor::config::Config;
+use order_processor::Processor;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let telemetry = Telemetry::init("order-processor");
+    let config = match Config::from_env(&Env::process()) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    let sdk = adapters::aws::load_sdk_config(&config.aws).await;
+    let sqs = adapters::aws::sqs_client(&sdk);
+    let processor = Processor::new(
+        DynamoOrderStore::new(
+            adapters::aws::dynamodb_client(&sdk),
+            &config.orders_table,
+            &config.inventory_table,
+        ),
+        SqsPaymentQueue::new(sqs.clone(), &config.payment_queue_url),
+        SnsNotifier::new(
+            adapters::aws::sns_client(&sdk),
+            &config.order_events_topic_arn,
+        ),
+        SqsDeadLetters::new(sqs, &config.orders_dlq_url),
+    );
+    let (processor, telemetry) = (&processor, &telemetry);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let response: SqsBatchResponse = telemetry
+            .invocation(
+                &event.context.request_id,
+                event.context.xray_trace_id.as_deref(),
+                processor.process_batch(event.payload),
+            )
+            .await;
+        Ok::<_, Error>(response)
+    }))
+    .await
+}

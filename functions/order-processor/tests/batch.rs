@@ -1,0 +1,289 @@
+//! Every outcome of order-processor over in-memory ports, driven by `events/order-processor/`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use domain::order::{EventType, OrderStatus};
+use domain::testing::{
+    InMemoryOrderStore, RecordingDeadLetters, RecordingNotifier, RecordingPaymentQueue,
+};
+use domain::PortError;
+use order_processor::{Outcome, Processor};
+use serde_json::json;
+
+type P =
+    Processor<InMemoryOrderStore, RecordingPaymentQueue, RecordingNotifier, RecordingDeadLetters>;
+
+fn processor() -> P {
+    let p = Processor::new(
+        InMemoryOrderStore::default(),
+        RecordingPaymentQueue::default(),
+        RecordingNotifier::default(),
+        RecordingDeadLetters::default(),
+    );
+    p.orders.set_stock("widget", 10);
+    p.orders.set_stock("gadget", 10);
+    p.orders.set_stock("gizmo", 5);
+    p
+}
+
+fn sample(name: &str) -> SqsEvent {
+    let path = format!(
+        "{}/../../events/order-processor/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn failures(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn order_body(id: &str, items: &[(&str, u32)]) -> String {
+    let items: Vec<_> = items
+        .iter()
+        .map(|(p, q)| json!({"product_id": p, "quantity": q}))
+        .collect();
+    json!({"order_id": id, "user_id": "u1", "items": items, "total_amount": "10.00"}).to_string()
+}
+
+#[tokio::test]
+async fn mixed_batch_good_short_duplicate_and_poison() {
+    let p = processor();
+    let response = p.process_batch(sample("mixed-batch.json")).await;
+    assert!(
+        failures(&response).is_empty(),
+        "nothing to retry: {:?}",
+        failures(&response)
+    );
+
+    assert_eq!(
+        p.orders.stock("widget"),
+        Some(8),
+        "deducted once despite the duplicate"
+    );
+    assert_eq!(p.orders.stock("gadget"), Some(9));
+    assert_eq!(
+        p.orders.stock("gizmo"),
+        Some(5),
+        "short order deducts nothing"
+    );
+
+    let confirmed = p.orders.order("ord-1001").unwrap();
+    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_eq!(confirmed.total.0, 5990, "59.90 parsed exactly");
+    assert!(confirmed.payment_requested && confirmed.notification_sent);
+    let cancelled = p.orders.order("ord-1002").unwrap();
+    assert_eq!(
+        cancelled.status,
+        OrderStatus::CancelledInsufficientInventory
+    );
+    assert_eq!(cancelled.short_items, ["gizmo"]);
+    assert_eq!(p.orders.order_count(), 2);
+
+    let payments = p.payments.sent();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(
+        (payments[0].order_id.as_str(), payments[0].amount_minor),
+        ("ord-1001", 5990)
+    );
+    let events: Vec<(EventType, String)> = p
+        .notifier
+        .published()
+        .into_iter()
+        .map(|e| (e.event_type, e.order_id))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (EventType::OrderCreated, "ord-1001".to_string()),
+            (EventType::OrderCancelled, "ord-1002".to_string())
+        ]
+    );
+    let parked = p.dead_letters.parked();
+    let codes: Vec<(&str, &str)> = parked
+        .iter()
+        .map(|d| (d.message_id.as_str(), d.reason_code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("9f1c2d3e-0004-4a5b-8c7d-000000000004", "INVALID_JSON"),
+            ("9f1c2d3e-0005-4a5b-8c7d-000000000005", "INVALID_ORDER")
+        ]
+    );
+    assert!(parked[1].reason.contains("items") && parked[1].reason.contains("total_amount"));
+}
+
+#[tokio::test]
+async fn only_transiently_failed_messages_are_retried_and_redelivery_completes_them() {
+    let p = processor();
+    p.orders
+        .faults
+        .fail_next("reserve", PortError::Throttled("dynamodb".into()));
+    let event = sample("mixed-batch.json");
+    let response = p.process_batch(event.clone()).await;
+    // The first message hit throttling; its duplicate (message 3) still created the order.
+    assert_eq!(
+        failures(&response),
+        ["9f1c2d3e-0001-4a5b-8c7d-000000000001"]
+    );
+    assert_eq!(p.orders.stock("widget"), Some(8));
+    // SQS redelivers the failed message: already processed, nothing applied twice.
+    let mut redelivery = event.clone();
+    redelivery.records.truncate(1);
+    let response = p.process_batch(redelivery).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(p.orders.stock("widget"), Some(8));
+    assert_eq!(p.payments.sent().len(), 1);
+    assert_eq!(
+        p.notifier
+            .published()
+            .iter()
+            .filter(|e| e.order_id == "ord-1001")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn crash_between_payment_and_notification_is_repaired_on_redelivery() {
+    let p = processor();
+    p.notifier
+        .faults
+        .fail_next("publish", PortError::Unavailable("sns timeout".into()));
+    let body = order_body("o-77", &[("widget", 3)]);
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(PortError::Unavailable(_))
+    ));
+    let stored = p.orders.order("o-77").unwrap();
+    assert!(
+        stored.payment_requested,
+        "the payment that went out is recorded"
+    );
+    assert!(!stored.notification_sent);
+    assert_eq!(
+        p.process_message("m1", &body).await,
+        Outcome::AlreadyProcessed
+    );
+    assert_eq!(p.payments.sent().len(), 1, "payment not requested twice");
+    assert_eq!(
+        p.notifier.published().len(),
+        1,
+        "notification sent on redelivery"
+    );
+    assert_eq!(p.orders.stock("widget"), Some(7));
+    assert!(p.orders.order("o-77").unwrap().notification_sent);
+}
+
+#[tokio::test]
+async fn failure_to_record_progress_is_retried_without_deducting_again() {
+    let p = processor();
+    p.orders
+        .faults
+        .fail_next("mark_done", PortError::Throttled("dynamodb".into()));
+    let body = order_body("o-88", &[("gadget", 2)]);
+    assert!(matches!(
+        p.process_message("m", &body).await,
+        Outcome::Retry(_)
+    ));
+    assert_eq!(
+        p.process_message("m", &body).await,
+        Outcome::AlreadyProcessed
+    );
+    assert_eq!(
+        p.orders.stock("gadget"),
+        Some(8),
+        "stock deducted exactly once"
+    );
+    let stored = p.orders.order("o-88").unwrap();
+    assert!(stored.payment_requested && stored.notification_sent);
+    // Without a record of the first sends they go out again; the FIFO queue's deduplication id
+    // (the order id) and the event id let consumers drop the copies.
+    assert_eq!(
+        p.payments
+            .sent()
+            .iter()
+            .filter(|r| r.order_id == "o-88")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_that_cannot_be_parked_is_not_acknowledged() {
+    let p = processor();
+    p.dead_letters
+        .faults
+        .fail_next("park", PortError::Unavailable("sqs down".into()));
+    assert!(matches!(
+        p.process_message("m", "{oops").await,
+        Outcome::Retry(_)
+    ));
+    assert!(p.dead_letters.parked().is_empty());
+    assert_eq!(p.process_message("m", "{oops").await, Outcome::Parked);
+    assert_eq!(p.dead_letters.parked().len(), 1);
+}
+
+#[tokio::test]
+async fn unknown_products_and_partial_shortages_cancel_the_whole_order() {
+    let p = processor();
+    let body = order_body("o-9", &[("widget", 1), ("gizmo", 6), ("nonexistent", 1)]);
+    assert_eq!(p.process_message("m", &body).await, Outcome::Cancelled);
+    let order = p.orders.order("o-9").unwrap();
+    assert_eq!(order.short_items, ["gizmo", "nonexistent"]);
+    assert_eq!(
+        p.orders.stock("widget"),
+        Some(10),
+        "no line deducted when any line is short"
+    );
+    assert!(p.payments.sent().is_empty());
+    assert_eq!(p.notifier.published()[0].event_id, "ORDER_CANCELLED:o-9");
+}
+
+#[tokio::test]
+async fn happy_path_costs_one_transaction_one_send_one_publish_one_progress_write() {
+    let p = processor();
+    assert_eq!(
+        p.process_message("m", &order_body("o-1", &[("widget", 1)]))
+            .await,
+        Outcome::Confirmed
+    );
+    assert_eq!(p.orders.faults.calls("reserve"), 1);
+    assert_eq!(p.orders.faults.calls("mark_done"), 1);
+    assert_eq!(p.orders.faults.total_calls(), 2);
+    assert_eq!(p.payments.faults.calls("request_payment"), 1);
+    assert_eq!(p.notifier.faults.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn store_errors_of_any_kind_are_retried_not_dropped() {
+    let p = processor();
+    p.orders
+        .faults
+        .fail_next("reserve", PortError::Rejected("ValidationException".into()));
+    let body = order_body("o-2", &[("widget", 1)]);
+    assert!(matches!(
+        p.process_message("m", &body).await,
+        Outcome::Retry(PortError::Rejected(_))
+    ));
+    assert_eq!(p.process_message("m", &body).await, Outcome::Confirmed);
+}
+
+#[tokio::test]
+async fn every_message_of_a_batch_can_fail_independently() {
+    let p = processor();
+    p.payments
+        .faults
+        .fail_next("request_payment", PortError::Throttled("sqs".into()));
+    let mut event = sample("single-order.json");
+    let mut second = event.records[0].clone();
+    second.message_id = Some("second".into());
+    second.body = Some(order_body("o-3", &[("gadget", 1)]));
+    event.records.push(second);
+    let response = p.process_batch(event).await;
+    assert_eq!(failures(&response).len(), 1);
+}
