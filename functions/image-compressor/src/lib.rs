@@ -1,1 +1,251 @@
+//! image-compressor: S3 `ObjectCreated` → download → JPEG variants → upload to the destination bucket.
+//!
+//! Each record stands alone: a bad image is logged and skipped (retrying cannot help), an object
+//! that is already done (every variant carries its source ETag) costs only HEAD requests, and a
+//! transient S3 failure makes the invocation fail so Lambda's async retries and the `OnFailure`
+//! destination apply; finished variants are skipped on the retry.
 
+pub mod config;
+pub mod event;
+pub mod pipeline;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use domain::image::variant_key;
+use domain::ports::{NewObject, ObjectStore};
+use domain::PortError;
+use serde_json::Value;
+
+use crate::event::{metadata_value, records, Record, Upload};
+use crate::pipeline::{process_image, ImageError, PipelineConfig};
+
+/// Settings the handler needs (a subset of `config::Config`, without AWS client settings).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub destination_bucket: String,
+    pub max_object_bytes: u64,
+    pub cache_control: String,
+    pub pipeline: PipelineConfig,
+}
+
+impl From<&config::Config> for Settings {
+    fn from(c: &config::Config) -> Self {
+        Settings {
+            destination_bucket: c.destination_bucket.clone(),
+            max_object_bytes: c.max_object_bytes,
+            cache_control: c.cache_control.clone(),
+            pipeline: c.pipeline.clone(),
+        }
+    }
+}
+
+pub struct Compressor<S> {
+    pub store: S,
+    pub settings: Arc<Settings>,
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Variants written (the count); others may have existed already.
+    Written(usize),
+    /// Every variant already exists for this version of the object.
+    AlreadyDone,
+    /// Not processable, permanently (bad image, too large, malformed record...): logged, not retried.
+    Skipped(String),
+    /// Not an object creation: nothing to do.
+    Ignored,
+    /// A dependency failed; the invocation must be retried.
+    Failed(PortError),
+}
+
+/// At least one record met a transient failure: Lambda should retry the event.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} records failed transiently; the event will be retried")]
+pub struct RetryableFailure {
+    pub failed: usize,
+    pub total: usize,
+}
+
+impl<S: ObjectStore> Compressor<S> {
+    pub fn new(store: S, settings: Settings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Handles one S3 notification event (any JSON: unknown shapes are ignored, not failed).
+    pub async fn handle(&self, event: Value) -> Result<Vec<RecordOutcome>, RetryableFailure> {
+        let mut outcomes = Vec::new();
+        for record in records(&event) {
+            let outcome = match record {
+                Record::Created(upload) => self.process(&upload).await,
+                Record::Ignored(why) => {
+                    tracing::info!(reason = %why, "record ignored");
+                    RecordOutcome::Ignored
+                }
+                Record::Malformed(why) => {
+                    tracing::error!(reason = %why, "malformed S3 record skipped");
+                    RecordOutcome::Skipped(why)
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let failed = outcomes
+            .iter()
+            .filter(|o| matches!(o, RecordOutcome::Failed(_)))
+            .count();
+        if failed > 0 {
+            return Err(RetryableFailure {
+                failed,
+                total: outcomes.len(),
+            });
+        }
+        Ok(outcomes)
+    }
+
+    async fn process(&self, upload: &Upload) -> RecordOutcome {
+        let outcome = self.process_upload(upload).await;
+        match &outcome {
+            RecordOutcome::Skipped(reason) => {
+                metrics::counter!("ImagesSkipped").increment(1);
+                tracing::error!(bucket = %upload.bucket, key = %upload.key, reason = %reason, "image skipped, not retried");
+            }
+            RecordOutcome::Failed(e) => {
+                metrics::counter!("ImagesFailedTransiently").increment(1);
+                tracing::warn!(bucket = %upload.bucket, key = %upload.key, error = %e, "image failed, will be retried");
+            }
+            RecordOutcome::AlreadyDone => {
+                tracing::info!(key = %upload.key, "all variants exist for this version; nothing to do")
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    async fn process_upload(&self, upload: &Upload) -> RecordOutcome {
+        let s = &self.settings;
+        if upload.bucket == s.destination_bucket {
+            return RecordOutcome::Skipped(
+                "the object is in the destination bucket; refusing to process our own output"
+                    .into(),
+            );
+        }
+        let info = match self.store.head(&upload.bucket, &upload.key).await {
+            Ok(Some(info)) => info,
+            Ok(None) => return RecordOutcome::Skipped("the object no longer exists".into()),
+            Err(e) => return transient_or_skip(e),
+        };
+        if info.size == 0 {
+            return skip(ImageError::Empty);
+        }
+        if info.size > s.max_object_bytes {
+            return skip(ImageError::TooLarge {
+                size: info.size,
+                limit: s.max_object_bytes,
+            });
+        }
+        // Which variants already exist for this exact version of the source?
+        let mut missing = Vec::new();
+        for spec in &s.pipeline.variants {
+            let key = variant_key(&spec.name, &upload.key, "jpg");
+            match self.store.head(&s.destination_bucket, &key).await {
+                Ok(Some(existing)) if existing.metadata.get("source-etag") == Some(&info.etag) => {}
+                Ok(_) => missing.push(spec.name.clone()),
+                Err(e) => return transient_or_skip(e),
+            }
+        }
+        if missing.is_empty() {
+            return RecordOutcome::AlreadyDone;
+        }
+        let bytes = match self
+            .store
+            .get(&upload.bucket, &upload.key, s.max_object_bytes)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(e) => return transient_or_skip(e),
+        };
+        let original_size = bytes.len();
+        // CPU-bound work off the async executor; a panic there is contained by the pipeline.
+        let settings = self.settings.clone();
+        let started = std::time::Instant::now();
+        let processed =
+            match tokio::task::spawn_blocking(move || process_image(&bytes, &settings.pipeline))
+                .await
+            {
+                Ok(Ok(processed)) => processed,
+                Ok(Err(e)) => return skip(e),
+                Err(_) => return skip(ImageError::DecoderPanic),
+            };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let mut written = 0;
+        for variant in processed
+            .variants
+            .into_iter()
+            .filter(|v| missing.contains(&v.name))
+        {
+            let key = variant_key(&variant.name, &upload.key, "jpg");
+            let compressed = variant.jpeg.len();
+            let metadata = BTreeMap::from([
+                ("original-size".to_string(), original_size.to_string()),
+                ("compressed-size".to_string(), compressed.to_string()),
+                ("source-key".to_string(), metadata_value(&upload.key)),
+                ("source-etag".to_string(), metadata_value(&info.etag)),
+                ("width".to_string(), variant.width.to_string()),
+                ("height".to_string(), variant.height.to_string()),
+            ]);
+            let put = NewObject {
+                bucket: s.destination_bucket.clone(),
+                key: key.clone(),
+                body: variant.jpeg,
+                content_type: "image/jpeg".into(),
+                cache_control: s.cache_control.clone(),
+                metadata,
+            };
+            if let Err(e) = self.store.put(put).await {
+                return transient_or_skip(e);
+            }
+            written += 1;
+            tracing::info!(
+                source_key = %upload.key,
+                variant = %variant.name,
+                key = %key,
+                width = variant.width,
+                height = variant.height,
+                original_bytes = original_size as u64,
+                compressed_bytes = compressed as u64,
+                compression_ratio = (original_size as f64 / compressed.max(1) as f64 * 100.0).round() / 100.0,
+                "variant written"
+            );
+        }
+        metrics::counter!("ImagesProcessed").increment(1);
+        metrics::histogram!("ImageProcessingMs").record(elapsed_ms as f64);
+        tracing::info!(
+            source_key = %upload.key,
+            format = processed.format,
+            width = processed.width,
+            height = processed.height,
+            variants_written = written,
+            processing_ms = elapsed_ms,
+            "image processed"
+        );
+        RecordOutcome::Written(written)
+    }
+}
+
+fn skip(e: ImageError) -> RecordOutcome {
+    RecordOutcome::Skipped(format!("{} ({})", e, e.code()))
+}
+
+/// Transient failures are retried; a rejected request (access denied, object too large to read)
+/// will fail the same way again, so it is skipped with its reason.
+fn transient_or_skip(e: PortError) -> RecordOutcome {
+    if e.is_transient() {
+        RecordOutcome::Failed(e)
+    } else {
+        RecordOutcome::Skipped(e.to_string())
+    }
+}

@@ -1,1 +1,41 @@
-fn main() {}
+//! image-compressor entry point: configuration and clients once per cold start, then the runtime loop.
+#![recursion_limit = "256"]
+
+use adapters::s3::S3ObjectStore;
+use adapters::telemetry::Telemetry;
+use adapters::Env;
+use image_compressor::config::Config;
+use image_compressor::{Compressor, Settings};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let telemetry = Telemetry::init("image-compressor");
+    let config = match Config::from_env(&Env::process()) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    let sdk = adapters::aws::load_sdk_config(&config.aws).await;
+    let compressor = Compressor::new(
+        S3ObjectStore::new(adapters::aws::s3_client(&sdk)),
+        Settings::from(&config),
+    );
+    let (compressor, telemetry) = (&compressor, &telemetry);
+    // The event is taken as plain JSON: S3 shapes vary (the local emulator omits fields), and a
+    // shape we do not know is ignored rather than failed.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let outcomes = telemetry
+            .invocation(
+                &event.context.request_id,
+                event.context.xray_trace_id.as_deref(),
+                compressor.handle(event.payload),
+            )
+            .await?;
+        Ok::<_, Error>(serde_json::json!({ "records": outcomes.len() }))
+    }))
+    .await
+}

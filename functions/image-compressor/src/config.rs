@@ -1,0 +1,127 @@
+//! image-compressor configuration, read once at cold start.
+
+use adapters::config::{AwsSettings, ConfigError, Env};
+use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
+
+use crate::pipeline::PipelineConfig;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub destination_bucket: String,
+    /// The bucket uploads arrive in, when known: must differ from the destination.
+    pub source_bucket: Option<String>,
+    pub max_object_bytes: u64,
+    pub cache_control: String,
+    pub pipeline: PipelineConfig,
+    pub aws: AwsSettings,
+}
+
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 50 * 1024 * 1024;
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+pub const DEFAULT_MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+fn parse_color(name: &str, raw: &str) -> Result<[u8; 3], ConfigError> {
+    let hex = raw.trim().trim_start_matches('#');
+    let bad = || ConfigError::new(name, format!("= {raw:?} must be a colour like #ffffff"));
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad());
+    Ok([channel(0)?, channel(2)?, channel(4)?])
+}
+
+impl PipelineConfig {
+    /// The pipeline settings alone (also used by the `compress` example and the benchmarks).
+    pub fn from_env(env: &Env) -> Result<PipelineConfig, ConfigError> {
+        let variants: Vec<VariantSpec> = parse_variants(
+            &env.get("VARIANTS")
+                .unwrap_or_else(|| DEFAULT_VARIANTS.into()),
+        )
+        .map_err(|e| ConfigError::new("VARIANTS", e))?;
+        Ok(PipelineConfig {
+            variants,
+            jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
+            max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
+            max_decode_bytes: env.number_in(
+                "MAX_DECODE_BYTES",
+                DEFAULT_MAX_DECODE_BYTES,
+                1024 * 1024..=8 * 1024 * 1024 * 1024,
+            )?,
+            background: match env.get("BACKGROUND_COLOR") {
+                Some(raw) => parse_color("BACKGROUND_COLOR", &raw)?,
+                None => [255, 255, 255],
+            },
+        })
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let destination_bucket = env.required("DESTINATION_BUCKET")?;
+        let source_bucket = env.get("SOURCE_BUCKET");
+        if source_bucket.as_deref() == Some(destination_bucket.as_str()) {
+            return Err(ConfigError::new(
+                "DESTINATION_BUCKET",
+                "must differ from SOURCE_BUCKET: writing variants into the source bucket would trigger this function again",
+            ));
+        }
+        Ok(Config {
+            destination_bucket,
+            source_bucket,
+            max_object_bytes: env.number_in(
+                "MAX_OBJECT_BYTES",
+                DEFAULT_MAX_OBJECT_BYTES,
+                1..=5 * 1024 * 1024 * 1024,
+            )?,
+            cache_control: env
+                .get("CACHE_CONTROL")
+                .unwrap_or_else(|| DEFAULT_CACHE_CONTROL.into()),
+            pipeline: PipelineConfig::from_env(env)?,
+            aws: AwsSettings::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_to_write_into_the_source_bucket() {
+        let e = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "same"),
+            ("SOURCE_BUCKET", "same"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, "DESTINATION_BUCKET");
+    }
+
+    #[test]
+    fn defaults_and_named_errors() {
+        let c = Config::from_env(&Env::from_pairs(&[("DESTINATION_BUCKET", "out")])).unwrap();
+        assert_eq!(c.pipeline.variants.len(), 4);
+        assert_eq!(c.pipeline.jpeg_quality, 85);
+        assert_eq!(c.max_object_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.pipeline.background, [255, 255, 255]);
+        for (name, value) in [
+            ("VARIANTS", "small"),
+            ("JPEG_QUALITY", "0"),
+            ("MAX_PIXELS", "lots"),
+            ("BACKGROUND_COLOR", "white"),
+        ] {
+            let e = Config::from_env(&Env::from_pairs(&[
+                ("DESTINATION_BUCKET", "out"),
+                (name, value),
+            ]))
+            .unwrap_err();
+            assert_eq!(e.name, name);
+        }
+        let c = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "out"),
+            ("BACKGROUND_COLOR", "#102030"),
+        ]))
+        .unwrap();
+        assert_eq!(c.pipeline.background, [0x10, 0x20, 0x30]);
+    }
+}

@@ -1,0 +1,238 @@
+//! The pure pipeline on the real test images in `testdata/` (see testdata/SOURCES.md).
+
+use domain::image::parse_variants;
+use image_compressor::pipeline::{process_image, ImageError, PipelineConfig, Processed};
+
+fn config() -> PipelineConfig {
+    PipelineConfig {
+        variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
+        jpeg_quality: 85,
+        max_pixels: 100_000_000,
+        max_decode_bytes: 512 * 1024 * 1024,
+        background: [255, 255, 255],
+    }
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/testdata/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn run(path: &str) -> Result<Processed, ImageError> {
+    process_image(&read(path), &config())
+}
+
+/// (component count, width, height) from a JPEG's frame header.
+fn jpeg_frame(jpeg: &[u8]) -> (u8, u16, u16) {
+    let at = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
+        .unwrap();
+    let h = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
+    let w = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
+    (jpeg[at + 9], w, h)
+}
+
+#[test]
+fn every_good_image_gives_every_variant_with_the_right_size() {
+    let dir = format!("{}/testdata/good", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 18);
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let out = process_image(&std::fs::read(&path).unwrap(), &config())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(out.variants.len(), 4, "{name}");
+        for (variant, max_edge) in out.variants.iter().zip([150, 300, 600, 1200]) {
+            let expected = domain::image::fit_within(out.width, out.height, max_edge);
+            assert_eq!(
+                (variant.width, variant.height),
+                expected,
+                "{name} {}",
+                variant.name
+            );
+            let (_, w, h) = jpeg_frame(&variant.jpeg);
+            assert_eq!(
+                (u32::from(w), u32::from(h)),
+                expected,
+                "{name}: the JPEG says what we say"
+            );
+            assert!(
+                variant.jpeg.starts_with(&[0xFF, 0xD8]) && variant.jpeg.ends_with(&[0xFF, 0xD9])
+            );
+            image::load_from_memory(&variant.jpeg)
+                .unwrap_or_else(|e| panic!("{name}: output does not decode: {e}"));
+        }
+    }
+}
+
+#[test]
+fn exif_orientation_is_applied_and_no_metadata_survives() {
+    let source = read("good/storm-exif-orientation6-gps.jpg");
+    assert!(
+        source.windows(4).any(|w| w == b"Exif"),
+        "the test file carries EXIF"
+    );
+    let out = process_image(&source, &config()).unwrap();
+    assert_eq!(
+        (out.width, out.height),
+        (1280, 1920),
+        "orientation 6 turns it upright"
+    );
+    let large = &out.variants[3];
+    assert_eq!((large.width, large.height), (800, 1200));
+    for v in &out.variants {
+        assert!(
+            !v.jpeg.windows(4).any(|w| w == b"Exif"),
+            "EXIF stripped from {}",
+            v.name
+        );
+        assert!(
+            !v.jpeg.windows(3).any(|w| w == b"GPS"),
+            "no GPS in {}",
+            v.name
+        );
+        assert!(
+            !v.jpeg.windows(2).any(|w| w == [0xFF, 0xE1]),
+            "no APP1 segment in {}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn never_upscales_small_images() {
+    let out = run("good/pngsuite-basn2c16-16bit.png").unwrap();
+    assert_eq!((out.width, out.height), (32, 32));
+    assert!(out.variants.iter().all(|v| (v.width, v.height) == (32, 32)));
+}
+
+#[test]
+fn grey_stays_grey_and_colour_is_rgb() {
+    let grey = run("good/grey-gray-2560x1600.jpg").unwrap();
+    assert_eq!(jpeg_frame(&grey.variants[0].jpeg).0, 1, "one component");
+    let colour = run("good/garden-2560x1600.jpg").unwrap();
+    assert_eq!(jpeg_frame(&colour.variants[0].jpeg).0, 3);
+    let cmyk = run("good/video-001-cmyk.jpeg").unwrap();
+    assert_eq!(jpeg_frame(&cmyk.variants[0].jpeg).0, 3, "CMYK becomes RGB");
+}
+
+#[test]
+fn transparency_is_flattened_onto_the_background() {
+    // A 32x16 RGBA PNG: the left half transparent red, the right half opaque blue.
+    let mut pixels = Vec::new();
+    for y in 0..16usize {
+        for x in 0..32usize {
+            // A little texture: flat blocks give single-symbol Huffman tables, which the `image`
+            // crate's JPEG decoder misreads (libjpeg-turbo reads our output correctly).
+            let t = ((x * 7 + y * 3) % 16) as u8;
+            let pixel = if x < 16 {
+                [255, t, 0, 0]
+            } else {
+                [t, t, 255 - t, 255]
+            };
+            pixels.extend_from_slice(&pixel);
+        }
+    }
+    let mut png = Vec::new();
+    let img = image::RgbaImage::from_raw(32, 16, pixels).unwrap();
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let mut cfg = config();
+    cfg.background = [0, 255, 0];
+    let out = process_image(&png, &cfg).unwrap();
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&out.variants[0].jpeg));
+    let rgb = decoder.decode().unwrap();
+    let at = |x: usize, y: usize| &rgb[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3];
+    let (left, right) = (at(4, 8), at(27, 8));
+    assert!(
+        left[1] > 200 && left[0] < 70 && left[2] < 70,
+        "transparent became the background: {left:?}"
+    );
+    assert!(
+        right[2] > 190 && right[0] < 70 && right[1] < 70,
+        "opaque kept its colour: {right:?}"
+    );
+}
+
+#[test]
+fn every_bad_file_gets_its_documented_error() {
+    let expected = [
+        ("bad/zero-bytes.jpg", "EMPTY"),
+        ("bad/text-named.jpg", "UNSUPPORTED_FORMAT"),
+        ("bad/garden-truncated-40pct.jpg", "TRUNCATED"),
+        ("bad/video-001-progressive-truncated.jpeg", "TRUNCATED"),
+        ("bad/invalid-zlib.png", "CORRUPT"),
+        ("bad/png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
+        ("bad/jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
+    ];
+    for (file, code) in expected {
+        match run(file) {
+            Ok(out) => panic!(
+                "{file}: accepted as {}x{} {}",
+                out.width, out.height, out.format
+            ),
+            Err(err) => assert_eq!(err.code(), code, "{file}: {err}"),
+        }
+    }
+}
+
+#[test]
+fn pixel_and_memory_limits_come_from_configuration() {
+    let mut cfg = config();
+    cfg.max_pixels = 1_000_000;
+    let err = process_image(&read("good/garden-2560x1600.jpg"), &cfg).unwrap_err();
+    assert_eq!(
+        err,
+        ImageError::TooManyPixels {
+            width: 2560,
+            height: 1600,
+            limit: 1_000_000
+        }
+    );
+    let mut cfg = config();
+    cfg.max_decode_bytes = 1024 * 1024;
+    assert_eq!(
+        process_image(&read("good/garden-2560x1600.jpg"), &cfg)
+            .unwrap_err()
+            .code(),
+        "TOO_MUCH_MEMORY"
+    );
+}
+
+#[test]
+fn quality_setting_changes_the_output() {
+    let source = read("good/storm-1920x1280.jpg");
+    let mut low = config();
+    low.jpeg_quality = 40;
+    let a = process_image(&source, &config()).unwrap();
+    let b = process_image(&source, &low).unwrap();
+    assert!(b.variants[3].jpeg.len() < a.variants[3].jpeg.len());
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let seed = read("good/video-001-progressive.jpeg");
+    // Deterministic corruption: flip bytes throughout a real JPEG, and cut it at many points.
+    for step in [7usize, 13, 101, 997] {
+        let mut bytes = seed.clone();
+        for i in (0..bytes.len()).step_by(step) {
+            bytes[i] ^= 0x5A;
+        }
+        let _ = process_image(&bytes, &config());
+    }
+    for cut in (0..seed.len()).step_by(seed.len() / 25) {
+        if let Ok(out) = process_image(&seed[..cut], &config()) {
+            panic!(
+                "a JPEG cut at {cut} of {} bytes was accepted ({}x{})",
+                seed.len(),
+                out.width,
+                out.height
+            );
+        }
+    }
+}

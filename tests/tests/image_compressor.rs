@@ -1,0 +1,158 @@
+//! image-compressor against the moto server: the emulator's own S3 notification (bucket → SQS) drives
+//! the handler through the real S3 adapter.
+
+use adapters::s3::S3ObjectStore;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use domain::image::parse_variants;
+use image_compressor::pipeline::PipelineConfig;
+use image_compressor::{Compressor, RecordOutcome, Settings};
+use integration_tests as h;
+
+fn image(path: &str) -> Vec<u8> {
+    let file = h::workspace_root()
+        .join("functions/image-compressor/testdata")
+        .join(path);
+    std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+#[tokio::test]
+async fn upload_notification_variants_then_nothing_new() {
+    let config = h::sdk_config().await;
+    let s3 = adapters::aws::s3_client(&config);
+    let source = h::create_bucket(&config, "uploads").await;
+    let destination = h::create_bucket(&config, "variants").await;
+    let queue = h::create_queue(&config, "uploads-events", false).await;
+    let queue_arn = h::queue_arn(&config, &queue).await;
+    s3.put_bucket_notification_configuration()
+        .bucket(&source)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(queue_arn)
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let keys = [
+        "photos/été 2024/rotated+gps.jpg",
+        "photos/spring.png",
+        "photos/broken.jpg",
+    ];
+    let bodies = [
+        image("good/storm-exif-orientation6-gps.jpg"),
+        image("good/spring-rgba-1600x1200.png"),
+        image("bad/garden-truncated-40pct.jpg"),
+    ];
+    for (key, body) in keys.iter().zip(&bodies) {
+        s3.put_object()
+            .bucket(&source)
+            .key(*key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let notifications = h::drain(&config, &queue).await;
+    let mut records = Vec::new();
+    for n in &notifications {
+        let event: serde_json::Value = serde_json::from_str(n.body().unwrap()).unwrap();
+        records.extend(event["Records"].as_array().cloned().unwrap_or_default());
+    }
+    assert_eq!(records.len(), 3, "one notification per upload");
+    let event = serde_json::json!({ "Records": records });
+
+    let settings = Settings {
+        destination_bucket: destination.clone(),
+        max_object_bytes: 50 * 1024 * 1024,
+        cache_control: "public, max-age=86400".into(),
+        pipeline: PipelineConfig {
+            variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
+            jpeg_quality: 85,
+            max_pixels: 100_000_000,
+            max_decode_bytes: 512 * 1024 * 1024,
+            background: [255, 255, 255],
+        },
+    };
+    let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);
+    let outcomes = compressor.handle(event.clone()).await.unwrap();
+    let written = outcomes
+        .iter()
+        .filter(|o| **o == RecordOutcome::Written(4))
+        .count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, RecordOutcome::Skipped(r) if r.contains("TRUNCATED")))
+        .count();
+    assert_eq!((written, skipped), (2, 1), "{outcomes:?}");
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&destination)
+        .send()
+        .await
+        .unwrap();
+    let mut stored: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    stored.sort();
+    assert_eq!(stored.len(), 8);
+    assert!(
+        stored.iter().all(|k| !k.contains("broken")),
+        "no output for the corrupt upload"
+    );
+    let large = s3
+        .head_object()
+        .bucket(&destination)
+        .key("large/photos/été 2024/rotated+gps.jpg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.content_type(), Some("image/jpeg"));
+    assert_eq!(large.cache_control(), Some("public, max-age=86400"));
+    let meta = large.metadata().unwrap();
+    assert_eq!(
+        (meta["width"].as_str(), meta["height"].as_str()),
+        ("800", "1200"),
+        "EXIF orientation applied"
+    );
+    assert_eq!(
+        meta["source-key"],
+        "photos/%C3%A9t%C3%A9 2024/rotated+gps.jpg"
+    );
+    assert_eq!(meta["original-size"], bodies[0].len().to_string());
+    let body = s3
+        .get_object()
+        .bucket(&destination)
+        .key("large/photos/été 2024/rotated+gps.jpg")
+        .send()
+        .await
+        .unwrap();
+    let jpeg = body.body.collect().await.unwrap().into_bytes();
+    assert_eq!(meta["compressed-size"], jpeg.len().to_string());
+    assert!(
+        !jpeg.windows(4).any(|w| w == b"Exif"),
+        "no EXIF (and so no GPS) in the output"
+    );
+    let decoded = image::load_from_memory(&jpeg).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (800, 1200));
+
+    // The same event again (an S3 retry or duplicate delivery) writes nothing.
+    let again = compressor.handle(event).await.unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .filter(|o| **o == RecordOutcome::AlreadyDone)
+            .count(),
+        2
+    );
+}
