@@ -1,7 +1,8 @@
 //! Configuration from environment variables, validated once at cold start with a clear message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,15 +21,17 @@ impl ConfigError {
     }
 }
 
-/// A source of settings: the process environment, or a fixed map in tests.
+/// A source of settings: the process environment, or a fixed map in tests. It remembers every name
+/// it was asked for, so a test can compare what the code reads with what the template sets.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     fixed: Option<HashMap<String, String>>,
+    read: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Env {
     pub fn process() -> Self {
-        Self { fixed: None }
+        Self::default()
     }
 
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
@@ -39,16 +42,31 @@ impl Env {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ),
+            read: Arc::default(),
         }
     }
 
     /// The value, or `None` when unset or blank.
     pub fn get(&self, name: &str) -> Option<String> {
+        self.read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
         let value = match &self.fixed {
             Some(map) => map.get(name).cloned(),
             None => std::env::var(name).ok(),
         };
         value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// Every name looked up so far, sorted.
+    pub fn names_read(&self) -> Vec<String> {
+        self.read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {

@@ -82,6 +82,14 @@ fn order_from_item(item: &Item) -> Result<Order, PortError> {
     })
 }
 
+/// IAM actions the order processor performs through this adapter (transactions are authorised per
+/// contained action; `set_stock` and `stock` are seeding tools, not used by the function).
+pub const DYNAMO_ORDER_STORE_ACTIONS: &[&str] = &[
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+];
+
 #[derive(Debug, Clone)]
 pub struct DynamoOrderStore {
     client: aws_sdk_dynamodb::Client,

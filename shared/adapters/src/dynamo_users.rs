@@ -67,6 +67,14 @@ fn user_from_item(item: &Item) -> Result<User, PortError> {
     })
 }
 
+/// IAM actions this adapter performs (transactions are authorised per contained action).
+pub const DYNAMO_USER_STORE_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+];
+
 #[derive(Debug, Clone)]
 pub struct DynamoUserStore {
     client: aws_sdk_dynamodb::Client,

@@ -10,6 +10,10 @@ use domain::PortError;
 
 use crate::errors::classify;
 
+/// IAM actions this adapter performs (`HeadObject` needs `s3:GetObject`, and `s3:ListBucket` to see
+/// a missing key as 404 rather than 403).
+pub const S3_OBJECT_STORE_ACTIONS: &[&str] = &["s3:GetObject", "s3:PutObject", "s3:ListBucket"];
+
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,

@@ -7,6 +7,9 @@ use domain::PortError;
 
 use crate::errors::classify;
 
+/// IAM actions of this adapter; the topic is KMS-encrypted, so publishing needs the key.
+pub const SNS_PUBLISH_ACTIONS: &[&str] = &["sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"];
+
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
