@@ -37,7 +37,7 @@ build: ## Build every function for this machine (debug)
 	cargo build --workspace
 
 build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig), sizes printed
-	cargo lambda build --release --arm64 --workspace
+	cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
 	  b=target/lambda/$$f/bootstrap; \
 	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
@@ -59,19 +59,22 @@ template-lint: setup ## cfn-lint (with serverless rules) and checkov on template
 
 watch: setup ## cargo lambda watch with the local stack's settings (.local/env)
 	@test -f .local/env || { echo "no .local/env: run 'make local-up' first"; exit 1; }
-	set -a; . ./.local/env; set +a; cargo lambda watch --env-file .local/env
+	cargo lambda watch --env-file .local/env
 
 invoke: setup ## Invoke a watched function: make invoke FN=user-api EVENT=events/user-api/get-user.json
 	cargo lambda invoke $(FN) --data-file $(EVENT)
 
-local-up: setup ## Start moto and provision the template's resources into it
-	@echo "make local-up: not yet implemented (see the demo issue)"; exit 1
+LOCAL_PORT ?= 4566
+export LOCAL_PORT
 
-local-down: ## Stop what local-up and watch started
-	@echo "make local-down: not yet implemented (see the demo issue)"; exit 1
+local-up: setup ## Start moto on LOCAL_PORT (4566) and provision template.yaml's resources into it
+	$(PY) tools/local_stack.py up --port $(LOCAL_PORT)
+
+local-down: ## Stop what local-up and the demo started
+	@test -x $(PY) && $(PY) tools/local_stack.py down || true
 
 demo: setup ## The whole suite end to end on the local emulator
-	@echo "make demo: not yet implemented (see the demo issue)"; exit 1
+	$(PY) tools/demo.py
 
 bench: setup ## Benchmarks against the Python baselines; rewrites BENCHMARKS.md
 	@echo "make bench: not yet implemented (see the benchmark issue)"; exit 1

@@ -1,0 +1,254 @@
+"""make demo: the whole suite end to end on the local emulator, provisioned from template.yaml.
+
+Starts the emulator and `cargo lambda watch`, then tours the three functions with real events and
+prints what they did, read back from the emulator. Exits non-zero if any outcome differs from what
+is expected; always stops what it started.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import local_stack as ls  # noqa: E402
+
+ROOT = ls.ROOT
+WATCH_PORT = int(os.environ.get("DEMO_WATCH_PORT", "9000"))
+PORT = int(os.environ.get("LOCAL_PORT", ls.DEFAULT_PORT))
+IMAGES = ROOT / "functions" / "image-compressor" / "testdata"
+EVENTS = ROOT / "events"
+failures = []
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def check(ok, what):
+    say(f"   {'ok ' if ok else 'FAIL'} {what}")
+    if not ok:
+        failures.append(what)
+
+
+def invoke(function, payload, timeout=900):
+    """Calls the function through cargo lambda's Invoke API; returns (payload, function_error)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{WATCH_PORT}/2015-03-31/functions/{function}/invocations",
+        data=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read().decode()
+            error = response.headers.get("X-Amz-Function-Error")
+    except urllib.error.HTTPError as e:
+        body, error = e.read().decode(), f"HTTP {e.code}"
+    try:
+        return json.loads(body), error
+    except json.JSONDecodeError:
+        return body, error or "unreadable response"
+
+
+def start_watch():
+    log = open(ls.LOCAL / "watch.log", "w")
+    proc = subprocess.Popen(
+        ["cargo", "lambda", "watch", "--env-file", str(ls.LOCAL / "env"), "--invoke-port", str(WATCH_PORT),
+         "--ignore-changes"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    (ls.LOCAL / "watch.pid").write_text(str(proc.pid))
+    deadline = time.time() + 180
+    while not ls.port_open(WATCH_PORT):
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"cargo lambda watch did not start; see {ls.LOCAL / 'watch.log'}")
+        time.sleep(0.2)
+    say(f"   cargo lambda watch listening on 127.0.0.1:{WATCH_PORT} (pid {proc.pid})")
+
+
+def s3_record(bucket, key, size, etag):
+    # The emulator's notification shape: form-encoded key, no userIdentity/requestParameters.
+    return {
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": ls.REGION, "eventName": "ObjectCreated:Put",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": urllib.parse.quote_plus(key), "size": size, "eTag": etag}},
+    }
+
+
+def tour_images(stack, clients):
+    say("\n1. image-compressor: uploads → variants")
+    s3 = clients["s3"]
+    source, destination = stack["resources"]["SourceBucket"], stack["resources"]["DestinationBucket"]
+    uploads = [
+        ("good/garden-2560x1600.jpg", "demo/garden.jpg"),
+        ("good/spring-rgba-1600x1200.png", "demo/spring with alpha.png"),
+        ("good/storm-exif-orientation6-gps.jpg", "demo/rotated exif+gps.jpg"),
+        ("bad/text-named.jpg", "demo/not-an-image.jpg"),
+        ("bad/garden-truncated-40pct.jpg", "demo/truncated-upload.jpg"),
+    ]
+    records = []
+    for file, key in uploads:
+        body = (IMAGES / file).read_bytes()
+        etag = s3.put_object(Bucket=source, Key=key, Body=body)["ETag"]
+        records.append(s3_record(source, key, len(body), etag.strip('"')))
+    started = time.time()
+    result, error = invoke("image-compressor", {"Records": records})
+    check(error is None, f"invocation succeeded in {time.time() - started:.1f}s (bad files are skipped, not failed): {result}")
+    say(f"   {'source':<28} {'variant':<10} {'size':>10} {'bytes':>8} {'ratio':>6}")
+    written = 0
+    for file, key in uploads:
+        original = (IMAGES / file).stat().st_size
+        stem = key.rsplit(".", 1)[0]
+        for variant in ("thumbnail", "small", "medium", "large"):
+            try:
+                head = s3.head_object(Bucket=destination, Key=f"{variant}/{stem}.jpg")
+            except s3.exceptions.ClientError:
+                continue
+            meta = head["Metadata"]
+            size = int(meta["compressed-size"])
+            written += 1
+            say(f"   {key:<28} {variant:<10} {meta['width'] + 'x' + meta['height']:>10} {size:>8} {original / size:>5.1f}x")
+    check(written == 12, f"12 variants written for the 3 images ({written})")
+    listed = s3.list_objects_v2(Bucket=destination).get("Contents", [])
+    check(not any("not-an-image" in o["Key"] or "truncated" in o["Key"] for o in listed),
+          "no output for the non-image and the truncated upload")
+    rotated = s3.head_object(Bucket=destination, Key="large/demo/rotated exif+gps.jpg")["Metadata"]
+    check((rotated["width"], rotated["height"]) == ("800", "1200"), "EXIF orientation applied (800x1200)")
+    again, error = invoke("image-compressor", {"Records": records})
+    after = len(s3.list_objects_v2(Bucket=destination).get("Contents", []))
+    check(error is None and after == written, "a repeated event writes nothing new")
+
+
+def api_event(name, **changes):
+    event = json.loads((EVENTS / "user-api" / name).read_text())
+    for key, value in changes.items():
+        event[key] = value
+    return event
+
+
+def tour_users():
+    say("\n2. user-api: HTTP API events with JWT claims")
+    steps = [
+        ("create (member, own profile)", "create-user.json", 201),
+        ("get", "get-user.json", 200),
+        ("list (admin)", "list-users.json", 200),
+        ("replace with If-Match \"1\"", "replace-user.json", 200),
+        ("patch with a stale If-Match", "patch-user-stale-if-match.json", 412),
+        ("create with invalid fields", "create-user-invalid.json", 400),
+        ("get without claims", "get-user-no-claims.json", 401),
+        ("read someone else's profile", "get-other-user-forbidden.json", 403),
+        ("delete", "delete-user.json", 204),
+        ("get after delete", "get-user.json", 404),
+    ]
+    for label, file, expected in steps:
+        event = api_event(file)
+        response, error = invoke("user-api", event)
+        status = response.get("statusCode") if isinstance(response, dict) else None
+        body = response.get("body") if isinstance(response, dict) else None
+        detail = ""
+        if body:
+            try:
+                doc = json.loads(body)
+                detail = doc.get("detail") or (f"{len(doc['users'])} user(s)" if "users" in doc else f"version {doc.get('version')}")
+            except (json.JSONDecodeError, AttributeError):
+                detail = body[:60]
+        method = event["requestContext"]["http"]["method"]
+        check(error is None and status == expected,
+              f"{method:<6} {event['rawPath']:<48} {status} (want {expected})  {label}: {detail}")
+
+
+def tour_orders(stack, clients):
+    say("\n3. order-processor: an SQS batch → stock, orders, payments, events, DLQ")
+    ddb, sqs, sns = clients["dynamodb"], clients["sqs"], clients["sns"]
+    r = stack["resources"]
+    stock = {"widget": 10, "gadget": 10, "gizmo": 5}
+    for product, quantity in stock.items():
+        ddb.put_item(TableName=r["InventoryTable"], Item={"product_id": {"S": product}, "quantity": {"N": str(quantity)}})
+    say(f"   stock before: {stock}")
+    # A subscriber for the demo to read notifications from (not part of the template).
+    sub_url = sqs.create_queue(QueueName=f"{stack['stack']}-demo-order-events")["QueueUrl"]
+    sub_arn = sqs.get_queue_attributes(QueueUrl=sub_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=r["OrderEventsTopic"], Protocol="sqs", Endpoint=sub_arn)
+    batch = json.loads((EVENTS / "order-processor" / "mixed-batch.json").read_text())
+    say("   batch: ord-1001, ord-1002 (500 gizmos), ord-1001 again, malformed JSON, an invalid order")
+    result, error = invoke("order-processor", batch)
+    check(error is None and result == {"batchItemFailures": []}, f"no message left to retry: {result}")
+    after = {p: int(ddb.get_item(TableName=r["InventoryTable"], Key={"product_id": {"S": p}}, ConsistentRead=True)["Item"]["quantity"]["N"]) for p in stock}
+    say(f"   stock after:  {after}")
+    check(after == {"widget": 8, "gadget": 9, "gizmo": 5}, "stock deducted once for ord-1001, untouched by the short order")
+    orders = sorted(ddb.scan(TableName=r["OrdersTable"])["Items"], key=lambda o: o["order_id"]["S"])
+    for o in orders:
+        shorts = [s["S"] for s in o.get("short_items", {}).get("L", [])]
+        say(f"   order {o['order_id']['S']}: {o['status']['S']} total {o['total']['S']}"
+            f"{' short ' + ','.join(shorts) if shorts else ''} payment_requested={o['payment_requested']['BOOL']}"
+            f" notification_sent={o['notification_sent']['BOOL']}")
+    check([(o["order_id"]["S"], o["status"]["S"]) for o in orders]
+          == [("ord-1001", "CONFIRMED"), ("ord-1002", "CANCELLED_INSUFFICIENT_INVENTORY")], "one order per id")
+
+    def drain(url):
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+            if not got:
+                return out
+            out += got
+            for m in got:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    payments = [json.loads(m["Body"]) for m in drain(r["PaymentQueue"])]
+    for p in payments:
+        say(f"   payment request: order {p['order_id']} amount {p['amount']}")
+    check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the confirmed order")
+    events = []
+    for m in drain(sub_url):
+        envelope = json.loads(m["Body"])
+        event = json.loads(envelope["Message"])
+        events.append((envelope["MessageAttributes"]["event_type"]["Value"], event["order_id"]))
+    for kind, order in sorted(events):
+        say(f"   notification: {kind} {order}")
+    check(sorted(events) == [("ORDER_CANCELLED", "ord-1002"), ("ORDER_CREATED", "ord-1001")],
+          "one notification per order, with an event_type attribute")
+    parked = drain(r["OrdersDeadLetterQueue"])
+    for m in parked:
+        a = m["MessageAttributes"]
+        say(f"   dead letter: {a['error_code']['StringValue']}: {a['error_reason']['StringValue'][:80]}")
+    check(sorted(m["MessageAttributes"]["error_code"]["StringValue"] for m in parked) == ["INVALID_JSON", "INVALID_ORDER"],
+          "both poison messages parked with their reason")
+
+
+def main():
+    started = time.time()
+    say("make demo: the suite on a local AWS emulator (no AWS account)")
+    say("\n0. local stack from template.yaml")
+    ls.LOCAL.mkdir(exist_ok=True)
+    try:
+        if ls.port_open(PORT) and ls.pid_alive(ls.LOCAL / "moto.pid"):
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{PORT}/moto-api/reset", method="POST"))
+        ls.up(PORT, ls.DEFAULT_STACK)
+        stack = json.loads((ls.LOCAL / "stack.json").read_text())
+        import boto3
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=ls.REGION)
+        clients = {name: session.client(name, endpoint_url=stack["endpoint"]) for name in ("s3", "dynamodb", "sqs", "sns")}
+        start_watch()
+        say("   (the first invocation of each function compiles it; later ones are instant)")
+        tour_images(stack, clients)
+        tour_users()
+        tour_orders(stack, clients)
+    finally:
+        say("\n4. stopping what the demo started")
+        ls.down()
+    say(f"\ndemo: {'all outcomes as expected' if not failures else f'{len(failures)} unexpected outcome(s)'}"
+        f" in {time.time() - started:.0f}s")
+    for f in failures:
+        say(f"   FAIL {f}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
