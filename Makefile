@@ -56,6 +56,7 @@ lint: setup ## fmt check, clippy -D warnings, template lint
 template-lint: setup ## cfn-lint (with serverless rules) and checkov on template.yaml
 	cfn-lint template.yaml
 	checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	SAM_CLI_TELEMETRY=0 sam validate --lint --template template.yaml
 
 watch: setup ## cargo lambda watch with the local stack's settings (.local/env)
 	@test -f .local/env || { echo "no .local/env: run 'make local-up' first"; exit 1; }
@@ -76,8 +77,15 @@ local-down: ## Stop what local-up and the demo started
 demo: setup ## The whole suite end to end on the local emulator
 	$(PY) tools/demo.py
 
-bench: setup ## Benchmarks against the Python baselines; rewrites BENCHMARKS.md
-	@echo "make bench: not yet implemented (see the benchmark issue)"; exit 1
+BENCH_STAMP := $(VENV)/.bench-$(shell sha256sum bench/requirements-bench.txt | cut -c1-16)
+
+$(BENCH_STAMP): bench/requirements-bench.txt | $(STAMP)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
+	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rewrites BENCHMARKS.md (BENCH_ARGS=--quick)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 fuzz: ## Fuzz targets for FUZZ_SECS seconds each
 	@echo "make fuzz: not yet implemented (see the reliability issue)"; exit 1

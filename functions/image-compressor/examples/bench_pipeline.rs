@@ -1,0 +1,68 @@
+//! One image through the pipeline, repeated, single-threaded; prints one JSON line (used by
+//! `make bench`, run once per process so peak RSS is per image):
+//!
+//!     bench_pipeline <file> <variants> <iterations> [<out-dir>]
+
+use std::time::Instant;
+
+use domain::image::parse_variants;
+use image_compressor::pipeline::{process_image, PipelineConfig};
+use serde_json::json;
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (file, variants, iterations) = match args.as_slice() {
+        [f, v, n, ..] => (f, v, n.parse::<u32>()?),
+        _ => return Err("usage: bench_pipeline <file> <variants> <iterations> [<out-dir>]".into()),
+    };
+    let config = PipelineConfig {
+        variants: parse_variants(variants)?,
+        jpeg_quality: 85,
+        max_pixels: 100_000_000,
+        max_decode_bytes: 1024 * 1024 * 1024,
+        background: [255, 255, 255],
+    };
+    let bytes = std::fs::read(file)?;
+    let rss_before = peak_rss_kb();
+    let mut last = None;
+    let started = Instant::now();
+    for _ in 0..iterations.max(1) {
+        last = Some(process_image(&bytes, &config)?);
+    }
+    let seconds = started.elapsed().as_secs_f64() / f64::from(iterations.max(1));
+    let processed = last.ok_or("no iteration ran")?;
+    if let Some(out) = args.get(3) {
+        for v in &processed.variants {
+            std::fs::create_dir_all(out)?;
+            std::fs::write(format!("{out}/{}.jpg", v.name), &v.jpeg)?;
+        }
+    }
+    let megapixels = f64::from(processed.width) * f64::from(processed.height) / 1e6;
+    println!(
+        "{}",
+        json!({
+            "engine": "rust",
+            "file": file,
+            "megapixels": megapixels,
+            "seconds": seconds,
+            "mp_per_s": megapixels / seconds,
+            "output_bytes": processed.variants.iter().map(|v| v.jpeg.len()).sum::<usize>(),
+            "variants": processed.variants.iter().map(|v| json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()})).collect::<Vec<_>>(),
+            "peak_rss_kb": peak_rss_kb(),
+            "rss_before_kb": rss_before,
+        })
+    );
+    Ok(())
+}
