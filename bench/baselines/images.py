@@ -10,7 +10,6 @@ Prints one JSON line in the same shape as the Rust bench_pipeline example.
 import io
 import json
 import os
-import resource
 import sys
 import time
 
@@ -47,6 +46,14 @@ def vips(data, variants):
     return out
 
 
+def peak_rss_kb():
+    # VmHWM belongs to this process image; getrusage's ru_maxrss would carry the parent's across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 def main():
     engine, file, variants, iterations = sys.argv[1:5]
     out_dir = sys.argv[5] if len(sys.argv) > 5 else None
@@ -71,7 +78,7 @@ def main():
         "engine": engine, "file": file, "megapixels": megapixels, "seconds": seconds,
         "mp_per_s": megapixels / seconds, "output_bytes": sum(len(r[3]) for r in result),
         "variants": [{"name": n_, "width": w, "height": h, "bytes": len(j)} for n_, w, h, j in result],
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": peak_rss_kb(),
     }))
 
 

@@ -4,7 +4,7 @@
 //! Order of work: detect the format from the bytes; read only the header and refuse too many pixels
 //! before any pixel buffer exists; decode under an allocation limit; reject truncated JPEGs; apply the
 //! EXIF orientation; flatten alpha onto the background; resize with a SIMD Lanczos filter, each variant
-//! from the next larger one; encode baseline JPEG with optimised Huffman tables. Nothing from the source
+//! from the next larger one; encode baseline JPEG. Nothing from the source
 //! file (EXIF, GPS, ICC, comments) is copied into the output. A decoder panic is contained and reported.
 
 use std::io::Cursor;
@@ -414,8 +414,10 @@ fn encode_jpeg(
         u16::try_from(height).map_err(|_| ImageError::Encode("too tall for JPEG".into()))?,
     );
     let mut out = Vec::with_capacity(pixels.len() / 8);
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
-    encoder.set_optimized_huffman_tables(true);
+    // Standard Huffman tables: the encoder's optimised tables come out in a form that the `image`
+    // crate's decoder (zune-jpeg) misreads, though libjpeg-turbo reads them. Every decoder must read
+    // what we publish; `outputs_decode_the_same_in_independent_decoders` checks it.
+    let encoder = jpeg_encoder::Encoder::new(&mut out, quality);
     encoder
         .encode(pixels, w, h, colour)
         .map_err(|e| ImageError::Encode(e.to_string()))?;

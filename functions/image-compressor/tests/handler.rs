@@ -7,7 +7,7 @@ use image_compressor::pipeline::PipelineConfig;
 use image_compressor::{Compressor, RecordOutcome, Settings};
 use serde_json::Value;
 
-const SOURCE: &str = "rust-suite-dev-uploads";
+const SOURCE: &str = "rust-suite-local-uploads-123456789012-us-east-1";
 const DEST: &str = "variants";
 
 fn settings() -> Settings {

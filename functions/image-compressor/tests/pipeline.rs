@@ -236,3 +236,66 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_small_variant_matches_a_straight_lanczos_resize() {
+    let mut cfg = config();
+    cfg.variants = parse_variants("small:300").unwrap();
+    let rotated = process_image(&read("good/storm-exif-orientation6-gps.jpg"), &cfg).unwrap();
+    assert_eq!(
+        (rotated.variants[0].width, rotated.variants[0].height),
+        (200, 300)
+    );
+    let out = process_image(&read("good/storm-1920x1280.jpg"), &cfg).unwrap();
+    // Decoded with an independent decoder (the `image` crate's misreads some optimised tables).
+    let ours = jpeg_decoder::Decoder::new(std::io::Cursor::new(&out.variants[0].jpeg))
+        .decode()
+        .unwrap();
+    let reference = image::load_from_memory(&read("good/storm-1920x1280.jpg"))
+        .unwrap()
+        .resize_exact(300, 200, image::imageops::FilterType::Lanczos3)
+        .into_rgb8();
+    assert_eq!(ours.len(), reference.as_raw().len());
+    let mean_abs: f64 = ours
+        .iter()
+        .zip(reference.as_raw())
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .sum::<f64>()
+        / ours.len() as f64;
+    assert!(mean_abs < 4.0, "mean absolute difference {mean_abs}");
+}
+
+#[test]
+fn outputs_decode_the_same_in_independent_decoders() {
+    for file in [
+        "good/storm-1920x1280.jpg",
+        "good/garden-2560x1600.jpg",
+        "good/spring-rgba-1600x1200.png",
+        "good/grey-gray-2560x1600.jpg",
+    ] {
+        let out = run(file).unwrap();
+        for v in &out.variants {
+            let zune = image::load_from_memory(&v.jpeg).unwrap();
+            let zune = if jpeg_frame(&v.jpeg).0 == 1 {
+                zune.into_luma8().into_raw()
+            } else {
+                zune.into_rgb8().into_raw()
+            };
+            let other = jpeg_decoder::Decoder::new(std::io::Cursor::new(&v.jpeg))
+                .decode()
+                .unwrap();
+            assert_eq!(zune.len(), other.len(), "{file} {}", v.name);
+            let diff: f64 = zune
+                .iter()
+                .zip(&other)
+                .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+                .sum::<f64>()
+                / other.len() as f64;
+            assert!(
+                diff < 2.0,
+                "{file} {}: decoders disagree by {diff} on average",
+                v.name
+            );
+        }
+    }
+}

@@ -11,13 +11,10 @@ use user_api::Api;
 
 const ADMIN: &str = "8a1f6f3e-0f5c-4c4e-9a3b-2d6f3c1a0b01";
 
-fn event(method: &str, path: &str, query: &str, body: Option<&str>) -> Value {
-    let sample = format!(
-        "{}/../../events/user-api/get-user.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut e: Value =
-        serde_json::from_str(&std::fs::read_to_string(sample).expect("sample")).expect("json");
+type Error = Box<dyn std::error::Error>;
+
+fn event(sample: &Value, method: &str, path: &str, query: &str, body: Option<&str>) -> Value {
+    let mut e = sample.clone();
     e["requestContext"]["http"]["method"] = method.into();
     e["rawPath"] = format!("/dev{path}").into();
     e["rawQueryString"] = query.into();
@@ -35,7 +32,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn main() -> Result<(), Error> {
+    let path = format!(
+        "{}/../../events/user-api/get-user.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let event = |method: &str, path: &str, query: &str, body: Option<&str>| {
+        event(&sample, method, path, query, body)
+    };
     let invocations: usize = std::env::args()
         .nth(1)
         .and_then(|n| n.parse().ok())
@@ -54,7 +59,7 @@ async fn main() {
                 .expect("event");
         let response = user_api::handle(&api, request).await;
         let created: Value = match response.body() {
-            lambda_http::Body::Text(t) => serde_json::from_str(t).expect("json"),
+            lambda_http::Body::Text(t) => serde_json::from_str(t)?,
             _ => Value::Null,
         };
         ids.push(created["user_id"].as_str().unwrap_or_default().to_string());
@@ -82,7 +87,7 @@ async fn main() {
             ),
         };
         // Deserialising the event is the runtime's work; the timed part is the handler.
-        let request = lambda_http::request::from_str(&e.to_string()).expect("event");
+        let request = lambda_http::request::from_str(&e.to_string())?;
         let before = api.store.faults.total_calls();
         let started = Instant::now();
         let response = user_api::handle(&api, request).await;
@@ -110,4 +115,5 @@ async fn main() {
         "{}",
         json!({"invocations": invocations, "p50_us": percentile(&all, 0.5), "p99_us": percentile(&all, 0.99), "routes": per_route})
     );
+    Ok(())
 }
