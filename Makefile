@@ -16,7 +16,7 @@ FUNCTIONS := image-compressor user-api order-processor
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup build build-arm64 test unit-test integration-test lint template-lint watch invoke \
+.PHONY: help setup build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
         demo local-up local-down bench deploy fuzz chaos clean
 
 help: ## List the targets
@@ -32,6 +32,11 @@ $(STAMP): requirements-tools.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+smoke-arm64: build-arm64 ## Boot each arm64 bootstrap under qemu against a stub Runtime API
+	@command -v qemu-aarch64 >/dev/null && test -d /usr/aarch64-linux-gnu || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross; }
+	$(PY) tools/arm64_smoke.py
 
 build: ## Build every function for this machine (debug)
 	cargo build --workspace
