@@ -21,20 +21,22 @@ async fn provisioning_creates_every_template_resource_as_declared() {
     let emulator = h::emulator();
     let stack = h::unique("stack");
     let out = std::env::temp_dir().join(&stack);
-    let python = h::workspace_root().join(".venv/bin/python");
-    let run = Command::new(&python)
-        .arg(h::workspace_root().join("tools/local_stack.py"))
-        .args([
-            "provision",
-            "--endpoint",
-            &emulator.endpoint,
-            "--stack",
-            &stack,
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .expect("run local_stack.py");
+    let provision = || {
+        Command::new(h::workspace_root().join(".venv/bin/python"))
+            .arg(h::workspace_root().join("tools/local_stack.py"))
+            .args([
+                "provision",
+                "--endpoint",
+                &emulator.endpoint,
+                "--stack",
+                &stack,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .expect("run local_stack.py")
+    };
+    let run = provision();
     assert!(
         run.status.success(),
         "{}",
@@ -43,19 +45,7 @@ async fn provisioning_creates_every_template_resource_as_declared() {
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let physical = &summary["resources"];
     // Provisioning twice is fine.
-    let again = Command::new(&python)
-        .arg(h::workspace_root().join("tools/local_stack.py"))
-        .args([
-            "provision",
-            "--endpoint",
-            &emulator.endpoint,
-            "--stack",
-            &stack,
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = provision();
     assert!(
         again.status.success(),
         "{}",

@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use adapters::s3::S3ObjectStore;
-use adapters::telemetry::Telemetry;
+use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use image_compressor::config::Config;
 use image_compressor::{Compressor, Settings};
@@ -12,13 +12,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("image-compressor");
-    let config = match Config::from_env(&Env::process()) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
+    let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let compressor = Compressor::new(
         S3ObjectStore::new(adapters::aws::s3_client(&sdk)),

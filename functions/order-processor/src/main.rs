@@ -3,7 +3,7 @@
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
-use adapters::telemetry::Telemetry;
+use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -13,13 +13,7 @@ use order_processor::Processor;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("order-processor");
-    let config = match Config::from_env(&Env::process()) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
+    let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let sqs = adapters::aws::sqs_client(&sdk);
     let processor = Processor::new(

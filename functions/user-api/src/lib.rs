@@ -190,6 +190,21 @@ fn check_if_match(request: &Request, current: &User) -> Result<(), ApiError> {
     }
 }
 
+/// The stored user, if it exists and matches the request's `If-Match` (404 / 412 otherwise).
+async fn current_matching<S: UserStore>(
+    api: &Api<S>,
+    request: &Request,
+    id: Uuid,
+) -> Result<User, ApiError> {
+    let current = api
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFound("no user with this id"))?;
+    check_if_match(request, &current)?;
+    Ok(current)
+}
+
 pub fn etag(user: &User) -> String {
     format!("\"{}\"", user.version)
 }
@@ -442,12 +457,7 @@ async fn change<S: UserStore>(
     } else {
         parse_replacement(body)?
     };
-    let current = api
-        .store
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("no user with this id"))?;
-    check_if_match(request, &current)?;
+    let current = current_matching(api, request, id).await?;
     let updated = current.with_changes(&changes, timestamp((api.clock)()));
     api.store.update(&current, &updated).await?;
     Ok(user_response(200, &updated))
@@ -460,12 +470,7 @@ async fn delete<S: UserStore>(
     id: Uuid,
 ) -> Result<Response<Body>, ApiError> {
     forbid(caller, UserAction::Delete(id))?;
-    let current = api
-        .store
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound("no user with this id"))?;
-    check_if_match(request, &current)?;
+    let current = current_matching(api, request, id).await?;
     api.store.delete(&current).await?;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = http::StatusCode::NO_CONTENT;

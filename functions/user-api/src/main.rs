@@ -1,7 +1,7 @@
 //! user-api entry point: configuration and clients once per cold start, then the runtime loop.
 
 use adapters::dynamo_users::DynamoUserStore;
-use adapters::telemetry::Telemetry;
+use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use lambda_http::{service_fn, Request, RequestExt};
 use user_api::config::Config;
@@ -10,13 +10,7 @@ use user_api::{handle, Api};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let telemetry = Telemetry::init("user-api");
-    let config = match Config::from_env(&Env::process()) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed");
-            return Err(e.into());
-        }
-    };
+    let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let store = DynamoUserStore::new(adapters::aws::dynamodb_client(&sdk), &config.users_table);
     let api = Api::new(store, config.allowed_origins, &config.page_token_secret);

@@ -164,7 +164,7 @@ impl UserStore for DynamoUserStore {
     }
 
     async fn list(&self, limit: u32, after: Option<Uuid>) -> Result<UserPage, PortError> {
-        // One extra item tells whether another page exists, so the last page has no cursor.
+        // One extra item tells whether another page exists (see UserPage::from_overfetch).
         let mut query = self
             .client
             .query()
@@ -180,19 +180,12 @@ impl UserStore for DynamoUserStore {
                 .exclusive_start_key("pk", s(user_pk(after)));
         }
         let out = query.send().await.map_err(|e| classify("dynamodb", &e))?;
-        let mut users = out
+        let users = out
             .items()
             .iter()
             .map(user_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next_cursor = if more {
-            users.last().map(|u| u.user_id)
-        } else {
-            None
-        };
-        Ok(UserPage { users, next_cursor })
+        Ok(UserPage::from_overfetch(users, limit))
     }
 
     async fn update(&self, previous: &User, updated: &User) -> Result<(), PortError> {

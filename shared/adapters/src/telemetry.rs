@@ -169,6 +169,15 @@ pub fn log_filter(env: &Env) -> EnvFilter {
     EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
+/// Logs a failed cold start (invalid configuration) as an error line before `main` returns it, so the
+/// reason is in the function's log group, not only in the runtime's init error.
+pub fn report_cold_start<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, E> {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "cold start failed");
+    }
+    result
+}
+
 /// Per-process telemetry: logging installed, metrics collector ready.
 pub struct Telemetry {
     service: &'static str,

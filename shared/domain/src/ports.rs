@@ -19,6 +19,21 @@ pub struct UserPage {
     pub next_cursor: Option<Uuid>,
 }
 
+impl UserPage {
+    /// Stores read one user more than `limit`: if it came back, there is another page, which starts
+    /// after the last user kept. (So the last page never carries a cursor to an empty page.)
+    pub fn from_overfetch(mut users: Vec<User>, limit: u32) -> UserPage {
+        let more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next_cursor = if more {
+            users.last().map(|u| u.user_id)
+        } else {
+            None
+        };
+        UserPage { users, next_cursor }
+    }
+}
+
 pub trait UserStore: Send + Sync {
     /// Stores a new user and reserves its email. `AlreadyExists("email")` or `AlreadyExists("user_id")`.
     fn create(&self, user: &User) -> impl Future<Output = Result<(), PortError>> + Send;

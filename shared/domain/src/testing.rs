@@ -104,21 +104,14 @@ impl UserStore for InMemoryUserStore {
     async fn list(&self, limit: u32, after: Option<Uuid>) -> Result<UserPage, PortError> {
         self.faults.enter("list")?;
         let s = lock(&self.state);
-        let mut users: Vec<User> = s
+        let users: Vec<User> = s
             .users
             .values()
             .filter(|u| after.is_none_or(|a| u.user_id > a))
             .take(limit as usize + 1)
             .cloned()
             .collect();
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next_cursor = if more {
-            users.last().map(|u| u.user_id)
-        } else {
-            None
-        };
-        Ok(UserPage { users, next_cursor })
+        Ok(UserPage::from_overfetch(users, limit))
     }
 
     async fn update(&self, previous: &User, updated: &User) -> Result<(), PortError> {
