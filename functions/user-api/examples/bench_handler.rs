@@ -55,8 +55,7 @@ async fn main() -> Result<(), Error> {
         let body =
             json!({"name": format!("User {i}"), "email": format!("u{i}@example.com")}).to_string();
         let request =
-            lambda_http::request::from_str(&event("POST", "/users", "", Some(&body)).to_string())
-                .expect("event");
+            lambda_http::request::from_str(&event("POST", "/users", "", Some(&body)).to_string())?;
         let response = user_api::handle(&api, request).await;
         let created: Value = match response.body() {
             lambda_http::Body::Text(t) => serde_json::from_str(t)?,
