@@ -13,6 +13,11 @@ use crate::errors::{classify, is_throttling_code};
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// A request builder's error (a missing required field) as a `PortError`.
+pub fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, PortError> {
+    r.map_err(|e| PortError::Rejected(format!("dynamodb: request could not be built: {e}")))
+}
+
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -6,12 +6,8 @@ use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
 use domain::ports::OrderStore;
 use domain::PortError;
 
-use crate::dynamo::{get_bool, get_n, get_s, n, s, transact, Item, TxFailure};
+use crate::dynamo::{build, get_bool, get_n, get_s, n, s, transact, Item, TxFailure};
 use crate::errors::classify;
-
-fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, PortError> {
-    r.map_err(|e| PortError::Rejected(format!("dynamodb: request could not be built: {e}")))
-}
 
 fn order_item(order: &Order) -> Item {
     let lines = order

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::dynamo::{get_n, get_s, n, s, transact, Item, TxFailure};
+use crate::dynamo::{build, get_n, get_s, n, s, transact, Item, TxFailure};
 use crate::errors::classify;
 
 pub const ENTITY_INDEX: &str = "ByEntity";
@@ -26,10 +26,6 @@ fn user_pk(id: Uuid) -> String {
 
 fn email_pk(email: &str) -> String {
     format!("EMAIL#{email}")
-}
-
-fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, PortError> {
-    r.map_err(|e| PortError::Rejected(format!("dynamodb: request could not be built: {e}")))
 }
 
 fn format_time(t: OffsetDateTime) -> String {
