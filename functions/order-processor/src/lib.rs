@@ -10,11 +10,15 @@ pub mod config;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{
-    parse_order_message, Order, OrderEvent, OrderStatus, PaymentRequest, Reservation,
+    parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, PaymentRequest,
+    PoisonReason, Reservation,
 };
 use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue};
 use domain::PortError;
 use futures::future::join_all;
+
+/// A message body parsed into an order, or the reason it never can be.
+type Parsed = Result<OrderRequest, PoisonReason>;
 
 /// The ports the processor works through, built once per cold start.
 pub struct Processor<O, P, N, D> {
@@ -68,21 +72,23 @@ where
     /// Different orders run concurrently; copies of one order (duplicates in the same batch) run one
     /// after another, so the second sees the first's recorded side effects and repeats none.
     pub async fn process_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
+        // Each body is parsed once: the order id groups copies, and the parsed order is processed.
+        let mut groups: Vec<(String, Vec<(&SqsMessage, Parsed)>)> = Vec::new();
         for (index, message) in event.records.iter().enumerate() {
-            let body = message.body.as_deref().unwrap_or("");
-            let key = parse_order_message(body)
-                .map(|r| r.order_id)
-                .unwrap_or_else(|_| format!("unparsable message #{index}"));
+            let parsed = parse_order_message(message.body.as_deref().unwrap_or(""));
+            let key = match &parsed {
+                Ok(request) => request.order_id.clone(),
+                Err(_) => format!("unparsable message #{index}"),
+            };
             match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, members)) => members.push(message),
-                None => groups.push((key, vec![message])),
+                Some((_, members)) => members.push((message, parsed)),
+                None => groups.push((key, vec![(message, parsed)])),
             }
         }
-        let results = join_all(groups.iter().map(|(_, members)| async move {
+        let results = join_all(groups.into_iter().map(|(_, members)| async move {
             let mut failed = Vec::new();
-            for message in members {
-                if let Outcome::Retry(_) = self.process_record(message).await {
+            for (message, parsed) in members {
+                if let Outcome::Retry(_) = self.process_record(message, parsed).await {
                     failed.push(failure(message));
                 }
             }
@@ -94,10 +100,10 @@ where
         response
     }
 
-    async fn process_record(&self, message: &SqsMessage) -> Outcome {
+    async fn process_record(&self, message: &SqsMessage, parsed: Parsed) -> Outcome {
         let id = message.message_id.as_deref().unwrap_or("");
         let body = message.body.as_deref().unwrap_or("");
-        let outcome = self.process_message(id, body).await;
+        let outcome = self.process_parsed(id, body, parsed).await;
         let (label, metric) = match &outcome {
             Outcome::Confirmed => ("confirmed", "OrdersConfirmed"),
             Outcome::Cancelled => ("cancelled", "OrdersCancelled"),
@@ -117,7 +123,12 @@ where
 
     /// The whole story of one message body.
     pub async fn process_message(&self, message_id: &str, body: &str) -> Outcome {
-        let request = match parse_order_message(body) {
+        self.process_parsed(message_id, body, parse_order_message(body))
+            .await
+    }
+
+    async fn process_parsed(&self, message_id: &str, body: &str, parsed: Parsed) -> Outcome {
+        let request = match parsed {
             Ok(request) => request,
             Err(reason) => {
                 // The reason names fields, never their values: no personal data in logs.
