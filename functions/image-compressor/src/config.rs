@@ -4,15 +4,13 @@ use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
 use crate::pipeline::PipelineConfig;
+use crate::Settings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub destination_bucket: String,
+    pub settings: Settings,
     /// The bucket uploads arrive in, when known: must differ from the destination.
     pub source_bucket: Option<String>,
-    pub max_object_bytes: u64,
-    pub cache_control: String,
-    pub pipeline: PipelineConfig,
     pub aws: AwsSettings,
 }
 
@@ -67,17 +65,19 @@ impl Config {
             ));
         }
         Ok(Config {
-            destination_bucket,
+            settings: Settings {
+                destination_bucket,
+                max_object_bytes: env.number_in(
+                    "MAX_OBJECT_BYTES",
+                    DEFAULT_MAX_OBJECT_BYTES,
+                    1..=5 * 1024 * 1024 * 1024,
+                )?,
+                cache_control: env
+                    .get("CACHE_CONTROL")
+                    .unwrap_or_else(|| DEFAULT_CACHE_CONTROL.into()),
+                pipeline: PipelineConfig::from_env(env)?,
+            },
             source_bucket,
-            max_object_bytes: env.number_in(
-                "MAX_OBJECT_BYTES",
-                DEFAULT_MAX_OBJECT_BYTES,
-                1..=5 * 1024 * 1024 * 1024,
-            )?,
-            cache_control: env
-                .get("CACHE_CONTROL")
-                .unwrap_or_else(|| DEFAULT_CACHE_CONTROL.into()),
-            pipeline: PipelineConfig::from_env(env)?,
             aws: AwsSettings::from_env(env)?,
         })
     }
@@ -100,10 +100,10 @@ mod tests {
     #[test]
     fn defaults_and_named_errors() {
         let c = Config::from_env(&Env::from_pairs(&[("DESTINATION_BUCKET", "out")])).unwrap();
-        assert_eq!(c.pipeline.variants.len(), 4);
-        assert_eq!(c.pipeline.jpeg_quality, 85);
-        assert_eq!(c.max_object_bytes, 50 * 1024 * 1024);
-        assert_eq!(c.pipeline.background, [255, 255, 255]);
+        assert_eq!(c.settings.pipeline.variants.len(), 4);
+        assert_eq!(c.settings.pipeline.jpeg_quality, 85);
+        assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
         for (name, value) in [
             ("VARIANTS", "small"),
             ("JPEG_QUALITY", "0"),
@@ -122,6 +122,6 @@ mod tests {
             ("BACKGROUND_COLOR", "#102030"),
         ]))
         .unwrap();
-        assert_eq!(c.pipeline.background, [0x10, 0x20, 0x30]);
+        assert_eq!(c.settings.pipeline.background, [0x10, 0x20, 0x30]);
     }
 }

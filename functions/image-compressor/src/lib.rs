@@ -20,24 +20,13 @@ use serde_json::Value;
 use crate::event::{metadata_value, records, Record, Upload};
 use crate::pipeline::{process_image, ImageError, PipelineConfig};
 
-/// Settings the handler needs (a subset of `config::Config`, without AWS client settings).
+/// What the handler needs to know (the rest of `config::Config` is for building AWS clients).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub destination_bucket: String,
     pub max_object_bytes: u64,
     pub cache_control: String,
     pub pipeline: PipelineConfig,
-}
-
-impl From<&config::Config> for Settings {
-    fn from(c: &config::Config) -> Self {
-        Settings {
-            destination_bucket: c.destination_bucket.clone(),
-            max_object_bytes: c.max_object_bytes,
-            cache_control: c.cache_control.clone(),
-            pipeline: c.pipeline.clone(),
-        }
-    }
 }
 
 pub struct Compressor<S> {

@@ -5,7 +5,7 @@ use adapters::s3::S3ObjectStore;
 use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use image_compressor::config::Config;
-use image_compressor::{Compressor, Settings};
+use image_compressor::Compressor;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let compressor = Compressor::new(
         S3ObjectStore::new(adapters::aws::s3_client(&sdk)),
-        Settings::from(&config),
+        config.settings,
     );
     let (compressor, telemetry) = (&compressor, &telemetry);
     // The event is taken as plain JSON: S3 shapes vary (the local emulator omits fields), and a
