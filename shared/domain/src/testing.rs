@@ -79,6 +79,15 @@ impl InMemoryUserStore {
     pub fn email_owner(&self, email: &str) -> Option<Uuid> {
         lock(&self.state).emails.get(email).copied()
     }
+
+    /// Every stored user and email reservation, to compare the store before and after a request.
+    pub fn snapshot(&self) -> (Vec<User>, Vec<(String, Uuid)>) {
+        let s = lock(&self.state);
+        let mut emails: Vec<(String, Uuid)> =
+            s.emails.iter().map(|(e, id)| (e.clone(), *id)).collect();
+        emails.sort();
+        (s.users.values().cloned().collect(), emails)
+    }
 }
 
 impl UserStore for InMemoryUserStore {

@@ -1,0 +1,99 @@
+//! No personal data in user-api's info-level logs: a whole profile lifecycle and rejected inputs,
+//! with the production JSON log layer writing into a buffer. The only test in this binary, so no
+//! other thread can spoil `tracing`'s callsite interest cache while it runs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use serde_json::{json, Value};
+
+const OTHER: &str = "5d4c3b2a-1f0e-4a9b-8c7d-6e5f4a3b2c1d";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::ErrorKind::Other)?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn info_logs_carry_no_personal_data() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(adapters::telemetry::JsonLogLayer::new(
+            "user-api",
+            logs.clone(),
+        ));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let api = api();
+    let secrets = ["Grace Brewster Hopper", "grace.private@example.com"];
+    let body = json!({"name": secrets[0], "email": secrets[1]}).to_string();
+    let created = call(
+        &api,
+        &custom("POST", "/users", Some(&body), Some(MEMBER), false),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let item = format!("/users/{MEMBER}");
+    call(&api, &custom("GET", &item, None, Some(MEMBER), false)).await;
+    // A rejected value must not be logged either: an invalid email, a taken one, bad JSON.
+    let invalid = json!({"email": "not-an-email grace.private"}).to_string();
+    call(
+        &api,
+        &custom("PATCH", &item, Some(&invalid), Some(MEMBER), false),
+    )
+    .await;
+    call(
+        &api,
+        &custom("POST", "/users", Some(&body), Some(ADMIN), true),
+    )
+    .await;
+    let broken = format!("{{\"name\": \"{}\"", secrets[0]);
+    call(
+        &api,
+        &custom("POST", "/users", Some(&broken), Some(OTHER), false),
+    )
+    .await;
+    call(&api, &custom("DELETE", &item, None, Some(MEMBER), false)).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    assert!(lines.len() >= 6, "each request logged: {text}");
+    assert!(lines
+        .iter()
+        .all(|l| l["level"] == "INFO" || l["level"] == "WARN" || l["level"] == "ERROR"));
+    for secret in secrets
+        .iter()
+        .chain(&["Brewster", "grace.private", "not-an-email"])
+    {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} leaked into logs: {text}"
+        );
+    }
+}
