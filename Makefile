@@ -95,8 +95,13 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 fuzz: ## Fuzz targets for FUZZ_SECS seconds each
 	@echo "make fuzz: not yet implemented (see the reliability issue)"; exit 1
 
-chaos: ## Chaos soak for the order processor
-	@echo "make chaos: not yet implemented (see the reliability issue)"; exit 1
+CHAOS_ORDERS  ?= 2000
+CHAOS_WORKERS ?= 4
+CHAOS_KILL_RATE ?= 0.01
+
+chaos: setup ## Chaos soak: order workers killed and restarted (CHAOS_ORDERS=2000 CHAOS_WORKERS=4)
+	cargo run --quiet -p integration-tests --bin chaos -- \
+	  --orders $(CHAOS_ORDERS) --workers $(CHAOS_WORKERS) --kill-rate $(CHAOS_KILL_RATE)
 
 deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod for production
 	sam build
