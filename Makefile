@@ -8,6 +8,8 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 REQS_HASH := $(shell sha256sum requirements-tools.txt | cut -c1-16)
 STAMP     := $(VENV)/.installed-$(REQS_HASH)
+CONTRACT_VENV  := .venv-contract
+CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell sha256sum requirements-contract.txt | cut -c1-16)
 # cargo-lambda finds zig (the arm64 linker) only through PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -22,7 +24,7 @@ EVENT     ?= events/$(FN)/get-user.json
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## Install the Python tools (.venv) and the Rust toolchain/targets
+setup: $(STAMP) $(CONTRACT_STAMP) ## Install the Python tools (.venv, .venv-contract) and the Rust toolchain/targets
 	@rustup show active-toolchain >/dev/null
 
 $(STAMP): requirements-tools.txt
@@ -31,6 +33,14 @@ $(STAMP): requirements-tools.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# schemathesis lives in its own venv: it needs a newer `packaging` than checkov allows.
+$(CONTRACT_STAMP): requirements-contract.txt
+	@echo "==> installing schemathesis into $(CONTRACT_VENV)/ (once; again only when requirements-contract.txt changes)"
+	@test -x $(CONTRACT_VENV)/bin/python || python3 -m venv $(CONTRACT_VENV)
+	@$(CONTRACT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-contract.txt
+	@rm -f $(CONTRACT_VENV)/.installed-*
 	@touch $@
 
 smoke-arm64: build-arm64 ## Boot each arm64 bootstrap under qemu against a stub Runtime API
@@ -48,8 +58,9 @@ build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig),
 	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
 	done
 
-test: setup lint ## Every test: lint, unit, integration (moto), template checks
+test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, API contract, template checks
 	timeout 25m cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+	timeout 10m $(PY) tools/api_contract.py
 	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \
 	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
 
@@ -127,4 +138,4 @@ deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod for p
 
 clean: ## Remove build output and local state (keeps .venv)
 	cargo clean
-	rm -rf .local .aws-sam
+	rm -rf .local .aws-sam fuzz/target

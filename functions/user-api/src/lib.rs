@@ -334,6 +334,10 @@ async fn dispatch<S: UserStore>(
         return Err(ApiError::MethodNotAllowed(allowed));
     }
     if method == "OPTIONS" {
+        // A preflight for a resource that cannot exist is refused like the request itself would be.
+        if let Route::Item(id) = route {
+            parse_id(id)?;
+        }
         return Ok(preflight(allowed));
     }
     let caller = caller(request).ok_or(ApiError::Unauthorized)?;

@@ -81,8 +81,9 @@ pub fn parse_new_user(body: &[u8]) -> Result<NewUser, ValidationErrors> {
     let object = parse_object(body)?;
     let mut errors = ValidationErrors::new();
     reject_unknown(&object, &["user_id", "name", "email"], &mut errors);
+    // Absent means "mine" (or a new id for an admin); `null` is not a UUID and is refused.
     let user_id = match object.get("user_id") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(s)) => match Uuid::parse_str(s.trim()) {
             Ok(id) => Some(id),
             Err(_) => {
@@ -367,6 +368,11 @@ mod tests {
 
     #[test]
     fn wrong_types_are_named() {
+        let e = parse_new_user(br#"{"name":"A","email":"a@b.co","user_id":null}"#).unwrap_err();
+        assert_eq!(
+            fields(&e),
+            vec![("user_id", "must be a string holding a UUID")]
+        );
         let e = parse_new_user(br#"{"name":5,"email":null,"user_id":"x"}"#).unwrap_err();
         assert_eq!(
             fields(&e),

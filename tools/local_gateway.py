@@ -1,0 +1,176 @@
+"""A local stand-in for API Gateway's HTTP API with a JWT authorizer, in front of `cargo lambda watch`.
+
+    python tools/local_gateway.py --port 8080 --invoke-port 9000 --secret local-dev-secret
+
+Each HTTP request becomes an API Gateway v2 event and is sent to user-api through cargo lambda's
+Invoke API; the function's response becomes the HTTP response. A bearer token is verified the way
+the authorizer would (HS256 signature with the local secret, `exp`), and only then are its claims
+put in `requestContext.authorizer.jwt.claims`, flattened to strings as API Gateway does (a list
+becomes `[a b]`). A request without a valid token reaches the function with no claims, so the
+function's own 401 is exercised (in AWS the authorizer answers those before the function runs).
+
+Function URLs carry no authorizer claims, which is why this gateway exists: it lets the API's
+authorisation be tested locally exactly as it runs behind API Gateway.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_token(secret: str, claims: dict) -> str:
+    """An HS256 JWT for local use (tests and the contract run mint their callers' tokens with it)."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64url(json.dumps({"exp": int(time.time()) + 3600, **claims}).encode())
+    signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(signature)}"
+
+
+def verify_token(secret: str, token: str):
+    """The token's claims if it is a well-formed, correctly signed, unexpired HS256 JWT; else None."""
+    try:
+        header, payload, signature = token.split(".")
+        if json.loads(unb64url(header)).get("alg") != "HS256":
+            return None
+        expected = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, unb64url(signature)):
+            return None
+        claims = json.loads(unb64url(payload))
+        if not isinstance(claims, dict) or claims.get("exp", 0) < time.time():
+            return None
+        return claims
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def flatten(value):
+    if isinstance(value, list):
+        return "[" + " ".join(str(v) for v in value) + "]"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def build_event(method, target, headers, body, claims, stage="$default"):
+    path, _, query = target.partition("?")
+    now = time.time()
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": headers.get("host", "localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": stage,
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if body:
+        try:
+            event["body"] = body.decode()
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {
+            "jwt": {"claims": {k: flatten(v) for k, v in claims.items()}, "scopes": None}
+        }
+    return event
+
+
+def serve(port, invoke_port, secret, function="user-api"):
+    invoke_url = f"http://127.0.0.1:{invoke_port}/2015-03-31/functions/{function}/invocations"
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def handle_any(self):
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k: v for k, v in self.headers.items()}
+            claims = None
+            auth = self.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                claims = verify_token(secret, auth[7:].strip())
+            event = build_event(self.command, self.path, headers, body, claims)
+            request = urllib.request.Request(
+                invoke_url, data=json.dumps(event).encode(), headers={"content-type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    result = json.loads(response.read())
+                    failed = response.headers.get("X-Amz-Function-Error")
+            except (urllib.error.URLError, json.JSONDecodeError, TimeoutError) as e:
+                result, failed = {"errorMessage": str(e)}, "Unhandled"
+            if failed or not isinstance(result, dict) or "statusCode" not in result:
+                # What API Gateway answers when the integration fails.
+                self.reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+                return
+            payload = result.get("body") or ""
+            data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+            self.reply(int(result["statusCode"]), result.get("headers") or {}, data)
+
+        def reply(self, status, headers, data):
+            self.send_response(status)
+            for k, v in headers.items():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(k, v)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def __getattr__(self, name):
+            # Every method, standard or not (QUERY, FOO...), goes to the function, as an ANY route does.
+            if name.startswith("do_"):
+                return self.handle_any
+            raise AttributeError(name)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--invoke-port", type=int, default=9000)
+    parser.add_argument("--secret", default="local-dev-secret")
+    args = parser.parse_args()
+    server = serve(args.port, args.invoke_port, args.secret)
+    print(f"local gateway on http://127.0.0.1:{args.port} -> user-api via :{args.invoke_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
