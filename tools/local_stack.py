@@ -67,7 +67,13 @@ class Stack:
         self.endpoint = endpoint
         self.physical = {}  # logical id -> Ref value (name, URL or ARN)
         self.attrs = {}  # (logical id, attribute) -> value
-        self.params = {k: v.get("Default") for k, v in template.get("Parameters", {}).items()}
+        self.params = {}
+        for k, v in template.get("Parameters", {}).items():
+            default = v.get("Default")
+            # A CommaDelimitedList is a list wherever it is referenced (Fn::Join joins its items).
+            if v.get("Type") == "CommaDelimitedList" and isinstance(default, str):
+                default = [item.strip() for item in default.split(",")]
+            self.params[k] = default
 
     def resources(self, kind):
         return [(k, r) for k, r in self.t["Resources"].items() if r["Type"] == kind]
