@@ -106,8 +106,8 @@ class Bench:
             return [str(ROOT / "target" / "release" / fn)], ROOT
         return [sys.executable, "-m", "awslambdaric", BASELINE[fn]], HERE / "baselines"
 
-    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800):
-        api = RuntimeAPI(events, sample_rss_at)
+    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800, fixed_trace_id=None):
+        api = RuntimeAPI(events, sample_rss_at, fixed_trace_id=fixed_trace_id)
         cmd, cwd = self.command(fn, lang)
         env = dict(os.environ)
         env.update(self.common)
@@ -250,6 +250,13 @@ def measure(quick):
                 w = results["warm"][(fn, lang)]
                 print(f"    p50 {w['p50']:.2f} ms p99 {w['p99']:.2f} ms; RSS init {w['rss_init_kb'] / 1024:.1f} MiB, "
                       f"end {w['rss_end_kb'] / 1024:.1f} MiB, peak {w['peak_kb'] / 1024:.1f} MiB", flush=True)
+        # The same user-api run with one fixed X-Ray trace id: lambda_runtime sets _X_AMZN_TRACE_ID with
+        # setenv on every invocation, and glibc keeps every distinct value it was ever given.
+        n = counts["user-api"]
+        out = bench.run("user-api", "rust", bench.events("user-api", n, "fixed"), sample_rss_at=sorted({1, 1000, n}),
+                        fixed_trace_id="Root=1-00000000-000000000000000000000000;Sampled=0")
+        results["fixed_trace_rss_kb"] = {k: v[0] for k, v in out["rss"].items() if k != "init"}
+        print(f"  user-api rust with a fixed trace id: RSS {results['fixed_trace_rss_kb']}", flush=True)
         processes = 5 if quick else 20
         for fn in FUNCTIONS:
             for lang in ("rust", "python"):
