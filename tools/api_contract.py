@@ -137,7 +137,8 @@ def main():
                 command += ["-H", f"Authorization: Bearer {token}"]
             out_path = log_dir / f"{caller.replace(' ', '-')}.txt"
             t0 = time.time()
-            result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # schemathesis keeps a cache in its working directory: keep it under target/, not in the tree.
+            result = subprocess.run(command, cwd=log_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
             out_path.write_text(result.stdout)
             summary = [line.strip() for line in result.stdout.splitlines() if " generated" in line][-1:]
