@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -27,7 +27,7 @@ pub struct FaultProxy {
     pub endpoint: String,
     mode: watch::Sender<Fault>,
     requests: Arc<AtomicU64>,
-    _task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl FaultProxy {
@@ -46,7 +46,7 @@ impl FaultProxy {
             endpoint: format!("http://{addr}"),
             mode,
             requests,
-            _task: Mutex::new(Some(task)),
+            task,
         }
     }
 
@@ -63,9 +63,7 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        if let Some(task) = self._task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 

@@ -45,3 +45,29 @@ pub fn api_event(
     }
     e
 }
+
+/// A test image shipped with image-compressor (`good/…` or `bad/…`).
+pub fn test_image(path: &str) -> Vec<u8> {
+    let file = crate::workspace_root()
+        .join("functions/image-compressor/testdata")
+        .join(path);
+    std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// The handler settings the template deploys (seed-B variants, q85, production limits), writing to
+/// `destination`.
+pub fn compressor_settings(destination: &str) -> image_compressor::Settings {
+    image_compressor::Settings {
+        destination_bucket: destination.to_string(),
+        max_object_bytes: 50 * 1024 * 1024,
+        cache_control: "public, max-age=86400".into(),
+        pipeline: image_compressor::pipeline::PipelineConfig {
+            variants: domain::image::parse_variants(domain::image::DEFAULT_VARIANTS)
+                .expect("the default variants parse"),
+            jpeg_quality: 85,
+            max_pixels: 100_000_000,
+            max_decode_bytes: 512 * 1024 * 1024,
+            background: [255, 255, 255],
+        },
+    }
+}

@@ -291,3 +291,57 @@ pub async fn drain(config: &SdkConfig, url: &str) -> Vec<aws_sdk_sqs::types::Mes
     }
     all
 }
+
+/// order-processor's resources, shaped like the template's: the two tables, the FIFO payment queue,
+/// the dead-letter queue, and the events topic with a queue subscribed to read what it published.
+pub struct OrderStack {
+    pub orders_table: String,
+    pub inventory_table: String,
+    pub payment_url: String,
+    pub dlq_url: String,
+    pub topic: String,
+    pub events_url: String,
+}
+
+pub async fn create_order_stack(config: &SdkConfig) -> OrderStack {
+    let orders_table = create_simple_table(config, "orders", "order_id").await;
+    let inventory_table = create_simple_table(config, "inventory", "product_id").await;
+    let payment_url = create_queue(config, "payments", true).await;
+    let dlq_url = create_queue(config, "orders-dlq", false).await;
+    let topic = create_topic(config, "order-events").await;
+    let events_url = create_queue(config, "order-events-sub", false).await;
+    subscribe_queue(config, &topic, &events_url).await;
+    OrderStack {
+        orders_table,
+        inventory_table,
+        payment_url,
+        dlq_url,
+        topic,
+        events_url,
+    }
+}
+
+impl OrderStack {
+    /// The order store adapter over this stack's tables.
+    pub fn store(&self, config: &SdkConfig) -> adapters::dynamo_orders::DynamoOrderStore {
+        adapters::dynamo_orders::DynamoOrderStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            self.orders_table.clone(),
+            self.inventory_table.clone(),
+        )
+    }
+}
+
+/// The Lambda SQS event a batch of received messages becomes.
+pub fn sqs_event(
+    messages: &[aws_sdk_sqs::types::Message],
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for m in messages {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = m.message_id().map(str::to_string);
+        record.body = m.body().map(str::to_string);
+        event.records.push(record);
+    }
+    event
+}

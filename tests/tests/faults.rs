@@ -14,14 +14,12 @@ use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
-use domain::image::parse_variants;
 use domain::order::{OrderEvent, PaymentRequest};
 use domain::ports::OrderStore;
-use image_compressor::pipeline::PipelineConfig;
-use image_compressor::{Compressor, RecordOutcome, Settings};
+use image_compressor::{Compressor, RecordOutcome};
 use integration_tests as h;
 use integration_tests::fault_proxy::{Fault, FaultProxy};
-use integration_tests::fixtures::api_event;
+use integration_tests::fixtures::{api_event, test_image};
 use lambda_http::Body;
 use order_processor::Processor;
 use serde_json::{json, Value};
@@ -124,35 +122,17 @@ async fn api_answers_503_with_retry_after_within_the_timeout_then_recovers() {
 struct Orders {
     direct: aws_config::SdkConfig,
     store: DynamoOrderStore,
-    tables: (String, String),
-    payment_url: String,
-    events_url: String,
-    dlq_url: String,
-    topic: String,
+    stack: h::OrderStack,
 }
 
 async fn orders_stack() -> Orders {
     let direct = h::sdk_config().await;
-    let orders = h::create_simple_table(&direct, "orders", "order_id").await;
-    let inventory = h::create_simple_table(&direct, "inventory", "product_id").await;
-    let payment_url = h::create_queue(&direct, "payments", true).await;
-    let dlq_url = h::create_queue(&direct, "orders-dlq", false).await;
-    let topic = h::create_topic(&direct, "order-events").await;
-    let events_url = h::create_queue(&direct, "order-events-sub", false).await;
-    h::subscribe_queue(&direct, &topic, &events_url).await;
-    let store = DynamoOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&direct),
-        orders.clone(),
-        inventory.clone(),
-    );
+    let stack = h::create_order_stack(&direct).await;
+    let store = stack.store(&direct);
     Orders {
         direct,
         store,
-        tables: (orders, inventory),
-        payment_url,
-        events_url,
-        dlq_url,
-        topic,
+        stack,
     }
 }
 
@@ -186,19 +166,18 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
     let ddb = FaultProxy::start(&h::emulator().endpoint).await;
     let sqs = FaultProxy::start(&h::emulator().endpoint).await;
     let sns = FaultProxy::start(&h::emulator().endpoint).await;
-    let store = DynamoOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&through(&ddb).await),
-        s.tables.0.clone(),
-        s.tables.1.clone(),
-    );
+    let store = s.stack.store(&through(&ddb).await);
     let processor = Processor::new(
         store,
         SqsPaymentQueue::new(
             aws_sdk_sqs::Client::new(&through(&sqs).await),
-            &s.payment_url,
+            &s.stack.payment_url,
         ),
-        SnsNotifier::new(aws_sdk_sns::Client::new(&through(&sns).await), &s.topic),
-        SqsDeadLetters::new(aws_sdk_sqs::Client::new(&s.direct), &s.dlq_url),
+        SnsNotifier::new(
+            aws_sdk_sns::Client::new(&through(&sns).await),
+            &s.stack.topic,
+        ),
+        SqsDeadLetters::new(aws_sdk_sqs::Client::new(&s.direct), &s.stack.dlq_url),
     );
     let done = order("done", "widget", 1);
     assert!(failed(&processor.process_batch(batch(&[("m-done", &done)])).await).is_empty());
@@ -261,7 +240,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
         let o = s.store.get(id).await.unwrap().unwrap();
         assert!(o.payment_requested && o.notification_sent, "{o:?}");
     }
-    let payments: Vec<String> = h::drain(&s.direct, &s.payment_url)
+    let payments: Vec<String> = h::drain(&s.direct, &s.stack.payment_url)
         .await
         .iter()
         .map(|m| {
@@ -275,7 +254,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
     let mut expected = confirmed.clone();
     expected.sort();
     assert_eq!(sorted, expected, "exactly one payment request per order");
-    let mut events: Vec<String> = h::drain(&s.direct, &s.events_url)
+    let mut events: Vec<String> = h::drain(&s.direct, &s.stack.events_url)
         .await
         .iter()
         .map(|m| {
@@ -288,14 +267,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
     events.sort();
     events.dedup();
     assert_eq!(events, expected, "every order announced");
-    assert_eq!(h::drain(&s.direct, &s.dlq_url).await.len(), poison);
-}
-
-fn image(path: &str) -> Vec<u8> {
-    let file = h::workspace_root()
-        .join("functions/image-compressor/testdata")
-        .join(path);
-    std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    assert_eq!(h::drain(&s.direct, &s.stack.dlq_url).await.len(), poison);
 }
 
 #[tokio::test]
@@ -308,23 +280,14 @@ async fn images_fail_for_retry_with_no_output_then_complete() {
     s3.put_object()
         .bucket(&source)
         .key(key)
-        .body(ByteStream::from(image("good/spring-rgba-1600x1200.png")))
+        .body(ByteStream::from(test_image(
+            "good/spring-rgba-1600x1200.png",
+        )))
         .send()
         .await
         .unwrap();
     let proxy = FaultProxy::start(&h::emulator().endpoint).await;
-    let settings = Settings {
-        destination_bucket: destination.clone(),
-        max_object_bytes: 50 * 1024 * 1024,
-        cache_control: "public, max-age=86400".into(),
-        pipeline: PipelineConfig {
-            variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
-            jpeg_quality: 85,
-            max_pixels: 100_000_000,
-            max_decode_bytes: 512 * 1024 * 1024,
-            background: [255, 255, 255],
-        },
-    };
+    let settings = h::fixtures::compressor_settings(&destination);
     let compressor = Compressor::new(
         S3ObjectStore::new(adapters::aws::s3_client(&through(&proxy).await)),
         settings,

@@ -4,17 +4,9 @@
 use adapters::s3::S3ObjectStore;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use domain::image::parse_variants;
-use image_compressor::pipeline::PipelineConfig;
-use image_compressor::{Compressor, RecordOutcome, Settings};
+use image_compressor::{Compressor, RecordOutcome};
 use integration_tests as h;
-
-fn image(path: &str) -> Vec<u8> {
-    let file = h::workspace_root()
-        .join("functions/image-compressor/testdata")
-        .join(path);
-    std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
-}
+use integration_tests::fixtures::test_image;
 
 #[tokio::test]
 async fn upload_notification_variants_then_nothing_new() {
@@ -47,9 +39,9 @@ async fn upload_notification_variants_then_nothing_new() {
         "photos/broken.jpg",
     ];
     let bodies = [
-        image("good/storm-exif-orientation6-gps.jpg"),
-        image("good/spring-rgba-1600x1200.png"),
-        image("bad/garden-truncated-40pct.jpg"),
+        test_image("good/storm-exif-orientation6-gps.jpg"),
+        test_image("good/spring-rgba-1600x1200.png"),
+        test_image("bad/garden-truncated-40pct.jpg"),
     ];
     for (key, body) in keys.iter().zip(&bodies) {
         s3.put_object()
@@ -69,18 +61,7 @@ async fn upload_notification_variants_then_nothing_new() {
     assert_eq!(records.len(), 3, "one notification per upload");
     let event = serde_json::json!({ "Records": records });
 
-    let settings = Settings {
-        destination_bucket: destination.clone(),
-        max_object_bytes: 50 * 1024 * 1024,
-        cache_control: "public, max-age=86400".into(),
-        pipeline: PipelineConfig {
-            variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
-            jpeg_quality: 85,
-            max_pixels: 100_000_000,
-            max_decode_bytes: 512 * 1024 * 1024,
-            background: [255, 255, 255],
-        },
-    };
+    let settings = h::fixtures::compressor_settings(&destination);
     let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);
     let outcomes = compressor.handle(event.clone()).await.unwrap();
     let written = outcomes

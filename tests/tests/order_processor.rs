@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use domain::order::{Order, OrderEvent, OrderStatus, PaymentRequest, Reservation};
 use domain::ports::{Notifier, OrderStore, PaymentQueue};
 use domain::PortError;
@@ -20,29 +20,17 @@ use serde_json::json;
 struct Stack {
     config: aws_config::SdkConfig,
     store: DynamoOrderStore,
-    payment_url: String,
-    events_url: String,
-    dlq_url: String,
-    topic: String,
+    resources: h::OrderStack,
 }
 
 async fn stack() -> Stack {
     let config = h::sdk_config().await;
-    let orders = h::create_simple_table(&config, "orders", "order_id").await;
-    let inventory = h::create_simple_table(&config, "inventory", "product_id").await;
-    let payment_url = h::create_queue(&config, "payments", true).await;
-    let dlq_url = h::create_queue(&config, "orders-dlq", false).await;
-    let topic = h::create_topic(&config, "order-events").await;
-    let events_url = h::create_queue(&config, "order-events-sub", false).await;
-    h::subscribe_queue(&config, &topic, &events_url).await;
-    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&config), orders, inventory);
+    let resources = h::create_order_stack(&config).await;
+    let store = resources.store(&config);
     Stack {
         config,
         store,
-        payment_url,
-        events_url,
-        dlq_url,
-        topic,
+        resources,
     }
 }
 
@@ -55,9 +43,9 @@ async fn sample_batch_flows_through_every_adapter() {
     let sqs = aws_sdk_sqs::Client::new(&s.config);
     let processor = Processor::new(
         s.store.clone(),
-        SqsPaymentQueue::new(sqs.clone(), &s.payment_url),
-        SnsNotifier::new(aws_sdk_sns::Client::new(&s.config), &s.topic),
-        SqsDeadLetters::new(sqs, &s.dlq_url),
+        SqsPaymentQueue::new(sqs.clone(), &s.resources.payment_url),
+        SnsNotifier::new(aws_sdk_sns::Client::new(&s.config), &s.resources.topic),
+        SqsDeadLetters::new(sqs, &s.resources.dlq_url),
     );
     let event: SqsEvent =
         serde_json::from_str(&h::fixtures::event("order-processor", "mixed-batch.json")).unwrap();
@@ -74,7 +62,7 @@ async fn sample_batch_flows_through_every_adapter() {
         OrderStatus::CancelledInsufficientInventory
     );
 
-    let payments = h::drain(&s.config, &s.payment_url).await;
+    let payments = h::drain(&s.config, &s.resources.payment_url).await;
     assert_eq!(payments.len(), 1);
     let payment: PaymentRequest = serde_json::from_str(payments[0].body().unwrap()).unwrap();
     assert_eq!(
@@ -82,7 +70,7 @@ async fn sample_batch_flows_through_every_adapter() {
         ("ord-1001", "59.90")
     );
 
-    let mut received: Vec<(String, String)> = h::drain(&s.config, &s.events_url)
+    let mut received: Vec<(String, String)> = h::drain(&s.config, &s.resources.events_url)
         .await
         .iter()
         .map(|m| {
@@ -106,7 +94,7 @@ async fn sample_batch_flows_through_every_adapter() {
         ]
     );
 
-    let parked = h::drain(&s.config, &s.dlq_url).await;
+    let parked = h::drain(&s.config, &s.resources.dlq_url).await;
     let mut codes: Vec<String> = parked
         .iter()
         .map(|m| {
@@ -247,12 +235,15 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
 
     let processor = Arc::new(Processor::new(
         Flaky::new(s.store.clone(), 29),
-        Flaky::new(SqsPaymentQueue::new(sqs.clone(), &s.payment_url), 23),
         Flaky::new(
-            SnsNotifier::new(aws_sdk_sns::Client::new(&s.config), &s.topic),
+            SqsPaymentQueue::new(sqs.clone(), &s.resources.payment_url),
+            23,
+        ),
+        Flaky::new(
+            SnsNotifier::new(aws_sdk_sns::Client::new(&s.config), &s.resources.topic),
             19,
         ),
-        SqsDeadLetters::new(sqs.clone(), &s.dlq_url),
+        SqsDeadLetters::new(sqs.clone(), &s.resources.dlq_url),
     ));
     let acknowledged = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
     let retried = Arc::new(AtomicU64::new(0));
@@ -279,14 +270,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                let mut event = SqsEvent::default();
-                for m in &messages {
-                    let mut record = SqsMessage::default();
-                    record.message_id = m.message_id().map(str::to_string);
-                    record.body = m.body().map(str::to_string);
-                    event.records.push(record);
-                }
-                let response = processor.process_batch(event).await;
+                let response = processor.process_batch(h::sqs_event(&messages)).await;
                 let failed: BTreeSet<String> = response
                     .batch_item_failures
                     .iter()
@@ -366,7 +350,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
     );
 
     // Exactly one payment request per confirmed order after the FIFO queue's deduplication.
-    let payments = h::drain(&s.config, &s.payment_url).await;
+    let payments = h::drain(&s.config, &s.resources.payment_url).await;
     let mut per_order: BTreeMap<String, usize> = BTreeMap::new();
     for m in &payments {
         let p: PaymentRequest = serde_json::from_str(m.body().unwrap()).unwrap();
@@ -381,7 +365,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         "duplicate payment requests: {per_order:?}"
     );
     assert!(
-        h::drain(&s.config, &s.dlq_url).await.is_empty(),
+        h::drain(&s.config, &s.resources.dlq_url).await.is_empty(),
         "no poison in this run"
     );
     println!(

@@ -15,7 +15,6 @@ use adapters::config::AwsSettings;
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use domain::order::{Order, OrderEvent, OrderStatus, PaymentRequest, Reservation};
 use domain::ports::{Notifier, OrderStore, PaymentQueue};
@@ -193,14 +192,7 @@ async fn worker() -> Result<ExitCode, Failure> {
         if messages.is_empty() {
             continue;
         }
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id().map(str::to_string);
-            record.body = m.body().map(str::to_string);
-            event.records.push(record);
-        }
-        let response = processor.process_batch(event).await;
+        let response = processor.process_batch(h::sqs_event(&messages)).await;
         if dice.chance(rate) {
             std::process::exit(KILL_POINTS[3].1);
         }
@@ -258,13 +250,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
     let o = options()?;
     let started = Instant::now();
     let config = h::sdk_config().await;
-    let orders_table = h::create_simple_table(&config, "orders", "order_id").await;
-    let inventory_table = h::create_simple_table(&config, "inventory", "product_id").await;
-    let payments = h::create_queue(&config, "payments", true).await;
-    let dlq = h::create_queue(&config, "orders-dlq", false).await;
-    let topic = h::create_topic(&config, "order-events").await;
-    let events = h::create_queue(&config, "order-events-sub", false).await;
-    h::subscribe_queue(&config, &topic, &events).await;
+    let stack = h::create_order_stack(&config).await;
     let queue = h::create_queue(&config, "orders", false).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     sqs.set_queue_attributes()
@@ -272,11 +258,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_SECONDS)
         .send()
         .await?;
-    let store = DynamoOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        orders_table.clone(),
-        inventory_table.clone(),
-    );
+    let store = stack.store(&config);
 
     // Demand averages 3 units per order over 8 products; stock covers about 80% of it.
     const PRODUCTS: usize = 8;
@@ -321,12 +303,12 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         Ok(Command::new(&exe)
             .arg("worker")
             .env("CHAOS_ENDPOINT", &h::emulator().endpoint)
-            .env("CHAOS_ORDERS_TABLE", &orders_table)
-            .env("CHAOS_INVENTORY_TABLE", &inventory_table)
+            .env("CHAOS_ORDERS_TABLE", &stack.orders_table)
+            .env("CHAOS_INVENTORY_TABLE", &stack.inventory_table)
             .env("CHAOS_QUEUE", &queue)
-            .env("CHAOS_PAYMENTS", &payments)
-            .env("CHAOS_TOPIC", &topic)
-            .env("CHAOS_DLQ", &dlq)
+            .env("CHAOS_PAYMENTS", &stack.payment_url)
+            .env("CHAOS_TOPIC", &stack.topic)
+            .env("CHAOS_DLQ", &stack.dlq_url)
             .env("CHAOS_KILL_RATE", o.kill_rate.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -407,7 +389,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         }
     }
     let mut paid: BTreeMap<String, usize> = BTreeMap::new();
-    for m in h::drain(&config, &payments).await {
+    for m in h::drain(&config, &stack.payment_url).await {
         let request: PaymentRequest = serde_json::from_str(m.body().unwrap_or_default())?;
         *paid.entry(request.order_id).or_default() += 1;
     }
@@ -425,7 +407,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
     );
     let mut announced: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut notifications = 0;
-    for m in h::drain(&config, &events).await {
+    for m in h::drain(&config, &stack.events_url).await {
         let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap_or_default())?;
         let event: OrderEvent =
             serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())?;
@@ -442,7 +424,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
             Some(n) => double.push(format!("{id}: {n} different events")),
         }
     }
-    let parked = h::drain(&config, &dlq).await.len();
+    let parked = h::drain(&config, &stack.dlq_url).await.len();
     if parked > 0 {
         lost.push(format!("{parked} messages parked on the dead-letter queue"));
     }
