@@ -125,7 +125,10 @@ def main():
                 # Business rules legitimately refuse some schema-valid requests (an unissued
                 # next_token, a stale If-Match, an address outside the accepted e-mail form):
                 # schema-*invalid* requests must still all be refused (negative_data_rejection).
-                "--exclude-checks", "positive_data_acceptance",
+                # use_after_free also fires on a CORS preflight after a DELETE: a preflight answers for
+                # the route (unauthenticated, no lookup), so it stays 204. GET, PATCH and DELETE on a deleted
+                # user answering 404 is asserted in functions/user-api/tests/routes.rs.
+                "--exclude-checks", "positive_data_acceptance,use_after_free",
                 "--max-examples", str(args.max_examples),
                 "--phases", "examples,coverage,fuzzing,stateful",
                 "--workers", "2",
