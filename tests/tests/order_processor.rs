@@ -177,8 +177,8 @@ impl<N: Notifier> Notifier for Flaky<N> {
 #[tokio::test]
 async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_double_apply() {
     const PRODUCTS: usize = 5;
-    const STOCK: i64 = 180;
-    const ORDERS: usize = 500;
+    const STOCK: i64 = 90;
+    const ORDERS: usize = 250;
     const WORKERS: usize = 8;
     let s = stack().await;
     for p in 0..PRODUCTS {
@@ -196,7 +196,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         .await
         .unwrap();
 
-    // 500 orders of 1-2 lines, plus every 5th sent twice: 600 messages, 20% of them duplicates.
+    // 250 orders of 1-2 lines, plus every 5th sent twice: 300 messages, 20% of them duplicates.
     let mut lines_of: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
     let mut bodies = Vec::new();
     for i in 0..ORDERS {
@@ -218,7 +218,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         lines_of.insert(id, lines);
     }
     let total_messages = bodies.len();
-    assert_eq!(total_messages, 600);
+    assert_eq!(total_messages, 300);
     for chunk in bodies.chunks(10) {
         let mut batch = sqs.send_message_batch().queue_url(&queue);
         for (n, body) in chunk.iter().enumerate() {
@@ -344,7 +344,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         assert_eq!(left, STOCK - used, "p{p}: stock = initial - accepted");
     }
     assert!(
-        confirmed.len() > 100 && confirmed.len() < ORDERS,
+        confirmed.len() > 50 && confirmed.len() < ORDERS,
         "stock was limited: {} confirmed",
         confirmed.len()
     );
