@@ -41,6 +41,8 @@ IMAGES = [
     "spring-rgba-1600x1200.png",
     "wood-4096x4096.webp",
 ]
+# The function's two settings (JPEG_OPTIMIZE=speed, the default, and size), then the baselines.
+ENGINES = ("rust", "rust-size", "pillow", "vips")
 SEED_A = "compressed:800"
 SEED_B = "thumbnail:150,small:300,medium:600,large:1200"
 PY = sys.executable
@@ -91,20 +93,23 @@ def images(quick):
     for name in names:
         path = PHOTOS / name
         for config, label in ((SEED_A, "A"), (SEED_B, "B")):
-            for engine in ("rust", "pillow", "vips"):
+            for engine in ENGINES:
                 out_dir = OUT / engine / name / label
-                if engine == "rust":
+                if engine.startswith("rust"):
                     cmd = [rust, path, config, iterations, out_dir]
+                    mode = "size" if engine == "rust-size" else "speed"
+                    r = run_json([str(c) for c in cmd], env=dict(env, JPEG_OPTIMIZE=mode))
                 else:
                     cmd = [PY, ROOT / "bench" / "baselines" / "images.py", engine, path, config, iterations, out_dir]
-                r = run_json([str(c) for c in cmd], env=env)
+                    r = run_json([str(c) for c in cmd], env=env)
+                r["engine"] = engine
                 scores = []
                 for v in r["variants"]:
                     with Image.open(out_dir / f"{v['name']}.jpg") as produced:
                         scores.append(ssim(luma(produced), reference(path, produced.size)))
                 r.update(image=name, seed=label, ssim=sum(scores) / len(scores))
                 rows.append(r)
-                print(f"  {name:<26} seed {label} {engine:<6} {r['mp_per_s']:8.1f} MP/s {r['output_bytes']:>8} B "
+                print(f"  {name:<26} seed {label} {engine:<10} {r['mp_per_s']:8.1f} MP/s {r['output_bytes']:>8} B "
                       f"SSIM {r['ssim']:.4f} RSS {r['peak_rss_kb'] / 1024:6.1f} MiB", flush=True)
     return rows
 
@@ -319,7 +324,7 @@ def write_report(quick, rows, api, order, lam, elapsed):
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for seed in ("A", "B"):
         base_p, base_v = total(rows, "pillow", seed), total(rows, "vips", seed)
-        for engine in ("rust", "pillow", "vips"):
+        for engine in ENGINES:
             t = total(rows, engine, seed)
             lines.append(f"| {seed} | {engine} | {t['mp_per_s']:.1f} | {t['mp_per_s'] / base_p['mp_per_s']:.2f}x | "
                          f"{t['mp_per_s'] / base_v['mp_per_s']:.2f}x | {t['bytes']} | {t['bytes'] / base_p['bytes']:.2f} | "

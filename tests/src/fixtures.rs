@@ -65,6 +65,7 @@ pub fn compressor_settings(destination: &str) -> image_compressor::Settings {
             variants: domain::image::parse_variants(domain::image::DEFAULT_VARIANTS)
                 .expect("the default variants parse"),
             jpeg_quality: 85,
+            optimize: image_compressor::pipeline::Optimize::Speed,
             max_pixels: 100_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],

@@ -27,13 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [f, v, n, ..] => (f, v, n.parse::<u32>()?),
         _ => return Err("usage: bench_pipeline <file> <variants> <iterations> [<out-dir>]".into()),
     };
-    let config = PipelineConfig {
-        variants: parse_variants(variants)?,
-        jpeg_quality: 85,
-        max_pixels: 100_000_000,
-        max_decode_bytes: 1024 * 1024 * 1024,
-        background: [255, 255, 255],
-    };
+    // The function's own settings (JPEG_QUALITY, JPEG_OPTIMIZE, ...) apart from the variants.
+    let mut config = PipelineConfig::from_env(&adapters::Env::process())?;
+    config.variants = parse_variants(variants)?;
+    config.max_decode_bytes = 1024 * 1024 * 1024;
     let bytes = std::fs::read(file)?;
     let rss_before = peak_rss_kb();
     let mut last = None;
@@ -54,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{}",
         json!({
             "engine": "rust",
+            "optimize": config.optimize.as_str(),
             "file": file,
             "megapixels": megapixels,
             "seconds": seconds,

@@ -3,7 +3,7 @@
 use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{Optimize, PipelineConfig};
 use crate::Settings;
 
 #[derive(Debug, Clone)]
@@ -40,6 +40,16 @@ impl PipelineConfig {
         Ok(PipelineConfig {
             variants,
             jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
+            optimize: match env.get("JPEG_OPTIMIZE").as_deref().map(str::trim) {
+                None | Some("speed") => Optimize::Speed,
+                Some("size") => Optimize::Size,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "JPEG_OPTIMIZE",
+                        format!("= {other:?} must be `size` or `speed`"),
+                    ))
+                }
+            },
             max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
             max_decode_bytes: env.number_in(
                 "MAX_DECODE_BYTES",
@@ -102,6 +112,7 @@ mod tests {
         let c = Config::from_env(&Env::from_pairs(&[("DESTINATION_BUCKET", "out")])).unwrap();
         assert_eq!(c.settings.pipeline.variants.len(), 4);
         assert_eq!(c.settings.pipeline.jpeg_quality, 85);
+        assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
         for (name, value) in [
@@ -109,6 +120,7 @@ mod tests {
             ("JPEG_QUALITY", "0"),
             ("MAX_PIXELS", "lots"),
             ("BACKGROUND_COLOR", "white"),
+            ("JPEG_OPTIMIZE", "fast"),
         ] {
             let e = Config::from_env(&Env::from_pairs(&[
                 ("DESTINATION_BUCKET", "out"),
@@ -123,5 +135,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.settings.pipeline.background, [0x10, 0x20, 0x30]);
+        let c = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "out"),
+            ("JPEG_OPTIMIZE", "size"),
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.pipeline.optimize, Optimize::Size);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+mod jpeg;
 pub mod pipeline;
 
 use std::collections::BTreeMap;
@@ -215,6 +216,7 @@ impl<S: ObjectStore> Compressor<S> {
         tracing::info!(
             source_key = %upload.key,
             format = processed.format,
+            colour = processed.colour.as_str(),
             width = processed.width,
             height = processed.height,
             variants_written = written,

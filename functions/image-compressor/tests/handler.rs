@@ -18,6 +18,7 @@ fn settings() -> Settings {
         pipeline: PipelineConfig {
             variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
             jpeg_quality: 85,
+            optimize: image_compressor::pipeline::Optimize::Speed,
             max_pixels: 100_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],
@@ -159,6 +160,7 @@ async fn every_bad_file_is_skipped_with_its_reason_and_no_output() {
         ("invalid-zlib.png", "CORRUPT"),
         ("png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         ("jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
+        ("video-001-truncated-with-eoi.jpeg", "TRUNCATED"),
     ];
     for (file, reason) in files {
         c.store.insert(SOURCE, file, image(&format!("bad/{file}")));

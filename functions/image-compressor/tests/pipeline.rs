@@ -1,12 +1,16 @@
 //! The pure pipeline on the real test images in `testdata/` (see testdata/SOURCES.md).
 
 use domain::image::parse_variants;
-use image_compressor::pipeline::{process_image, ImageError, PipelineConfig, Processed};
+use image::ImageEncoder;
+use image_compressor::pipeline::{
+    process_image, ColourHandling, ImageError, Optimize, PipelineConfig, Processed,
+};
 
 fn config() -> PipelineConfig {
     PipelineConfig {
         variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
         jpeg_quality: 85,
+        optimize: image_compressor::pipeline::Optimize::Speed,
         max_pixels: 100_000_000,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],
@@ -169,7 +173,20 @@ fn every_bad_file_gets_its_documented_error() {
         ("bad/invalid-zlib.png", "CORRUPT"),
         ("bad/png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         ("bad/jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
+        ("bad/video-001-truncated-with-eoi.jpeg", "TRUNCATED"),
     ];
+    let dir = format!("{}/testdata/bad", env!("CARGO_MANIFEST_DIR"));
+    let mut listed: Vec<String> = expected.iter().map(|(f, _)| f[4..].to_string()).collect();
+    let mut present: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    listed.sort();
+    present.sort();
+    assert_eq!(
+        listed, present,
+        "every bad file has its expected error here"
+    );
     for (file, code) in expected {
         match run(file) {
             Ok(out) => panic!(
@@ -298,4 +315,120 @@ fn outputs_decode_the_same_in_independent_decoders() {
             );
         }
     }
+}
+
+/// A 64x32 picture, `left` colour on the left half and `right` on the right, as PNG or JPEG
+/// (quality 100), carrying `icc` when given.
+fn two_colours(jpeg: bool, icc: Option<&[u8]>, left: [u8; 3], right: [u8; 3]) -> Vec<u8> {
+    let mut pixels = Vec::new();
+    for _y in 0..32 {
+        for x in 0..64 {
+            pixels.extend_from_slice(if x < 32 { &left } else { &right });
+        }
+    }
+    let mut out = Vec::new();
+    if jpeg {
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100);
+        if let Some(icc) = icc {
+            encoder.set_icc_profile(icc.to_vec()).unwrap();
+        }
+        encoder
+            .write_image(&pixels, 64, 32, image::ExtendedColorType::Rgb8)
+            .unwrap();
+    } else {
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
+        if let Some(icc) = icc {
+            encoder.set_icc_profile(icc.to_vec()).unwrap();
+        }
+        encoder
+            .write_image(&pixels, 64, 32, image::ExtendedColorType::Rgb8)
+            .unwrap();
+    }
+    out
+}
+
+/// The mean colour of an 8x8 patch in the middle of each half of a 64x32 JPEG variant.
+fn half_colours(jpeg: &[u8]) -> [[f64; 3]; 2] {
+    let rgb = jpeg_decoder::Decoder::new(std::io::Cursor::new(jpeg))
+        .decode()
+        .unwrap();
+    let mean = |x0: usize| {
+        let mut sum = [0.0; 3];
+        for y in 12..20 {
+            for x in x0..x0 + 8 {
+                for (c, total) in sum.iter_mut().enumerate() {
+                    *total += f64::from(rgb[(y * 64 + x) * 3 + c]) / 64.0;
+                }
+            }
+        }
+        sum
+    };
+    [mean(12), mean(44)]
+}
+
+fn assert_near(found: [f64; 3], want: [u8; 3], what: &str) {
+    for c in 0..3 {
+        assert!(
+            (found[c] - f64::from(want[c])).abs() <= 6.0,
+            "{what}: got {found:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn embedded_colour_profiles_are_converted_to_srgb() {
+    let mut cfg = config();
+    cfg.variants = parse_variants("whole:100").unwrap();
+    let (red, green) = ([200, 60, 40], [60, 160, 70]);
+    let swapped = read("icc/SwappedRedAndGreen.icc");
+    let adobe = read("icc/AdobeRGB1998.icc");
+    for jpeg in [true, false] {
+        let kind = if jpeg { "JPEG" } else { "PNG" };
+        // A profile whose red is green and whose green is red: unmistakable when applied.
+        let out = process_image(&two_colours(jpeg, Some(&swapped), red, green), &cfg).unwrap();
+        assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
+        let [left, right] = half_colours(&out.variants[0].jpeg);
+        assert_near(left, [60, 200, 40], &format!("{kind} swapped, left"));
+        assert_near(right, [160, 60, 70], &format!("{kind} swapped, right"));
+        // Adobe RGB (1998): the expected sRGB values are LittleCMS's (Pillow's ImageCms) for the
+        // same profile, perceptual intent.
+        let out = process_image(&two_colours(jpeg, Some(&adobe), red, green), &cfg).unwrap();
+        assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
+        let [left, right] = half_colours(&out.variants[0].jpeg);
+        assert_near(left, [231, 57, 34], &format!("{kind} Adobe RGB, left"));
+        assert_near(right, [0, 161, 60], &format!("{kind} Adobe RGB, right"));
+        // No profile: the values are sRGB already.
+        let out = process_image(&two_colours(jpeg, None, red, green), &cfg).unwrap();
+        assert_eq!(out.colour, ColourHandling::Untagged, "{kind}");
+        let [left, right] = half_colours(&out.variants[0].jpeg);
+        assert_near(left, red, &format!("{kind} untagged, left"));
+        assert_near(right, green, &format!("{kind} untagged, right"));
+        // A profile that is not one: ignored, the pixels kept as they are.
+        let garbage = vec![0x5A; 300];
+        let out = process_image(&two_colours(jpeg, Some(&garbage), red, green), &cfg).unwrap();
+        assert_eq!(out.colour, ColourHandling::Ignored, "{kind}");
+        assert_near(half_colours(&out.variants[0].jpeg)[0], red, kind);
+    }
+}
+
+#[test]
+fn optimising_for_size_writes_fewer_bytes_of_the_same_variants() {
+    let source = read("good/garden-2560x1600.jpg");
+    let mut size = config();
+    size.optimize = Optimize::Size;
+    let small = process_image(&source, &size).unwrap();
+    let fast = process_image(&source, &config()).unwrap();
+    let total = |p: &Processed| p.variants.iter().map(|v| v.jpeg.len()).sum::<usize>();
+    for (a, b) in small.variants.iter().zip(&fast.variants) {
+        assert_eq!(
+            (a.name.as_str(), a.width, a.height),
+            (b.name.as_str(), b.width, b.height)
+        );
+    }
+    assert!(
+        total(&small) * 100 < total(&fast) * 98,
+        "size {} vs speed {}",
+        total(&small),
+        total(&fast)
+    );
 }
