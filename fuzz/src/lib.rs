@@ -63,6 +63,7 @@ pub fn pipeline_config() -> PipelineConfig {
         ],
         jpeg_quality: 85,
         optimize: image_compressor::pipeline::Optimize::Speed,
+        webp_quality: None,
         max_pixels: 100_000_000,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],

@@ -66,6 +66,7 @@ pub fn compressor_settings(destination: &str) -> image_compressor::Settings {
                 .expect("the default variants parse"),
             jpeg_quality: 85,
             optimize: image_compressor::pipeline::Optimize::Speed,
+            webp_quality: None,
             max_pixels: 100_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],

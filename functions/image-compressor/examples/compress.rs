@@ -2,9 +2,10 @@
 //!
 //!     cargo run --release -p image-compressor --example compress -- <in-dir> <out-dir>
 //!
-//! Reads the function's settings (`VARIANTS`, `JPEG_QUALITY`, `MAX_PIXELS`, `MAX_DECODE_BYTES`,
-//! `MAX_OBJECT_BYTES`, `BACKGROUND_COLOR`). Writes `<out-dir>/<variant>/<name>.jpg`; nothing for a file
-//! that fails. Exits 0 when every file was processed (bad files included, reported with `ok: false`).
+//! Reads the function's settings (`VARIANTS`, `JPEG_QUALITY`, `JPEG_OPTIMIZE`, `WEBP_QUALITY`,
+//! `MAX_PIXELS`, `MAX_DECODE_BYTES`, `MAX_OBJECT_BYTES`, `BACKGROUND_COLOR`). Writes
+//! `<out-dir>/<variant>/<name>.jpg` (and `.webp` with `WEBP_QUALITY`); nothing for a file that
+//! fails. Exits 0 when every file was processed (bad files included, reported with `ok: false`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -63,7 +64,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     let dir = Path::new(output).join(&v.name);
                     std::fs::create_dir_all(&dir)?;
                     std::fs::write(dir.join(format!("{stem}.jpg")), &v.jpeg)?;
-                    variants.push(json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()}));
+                    let mut entry = json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()});
+                    if let Some(webp) = &v.webp {
+                        std::fs::write(dir.join(format!("{stem}.webp")), webp)?;
+                        entry["webp_bytes"] = webp.len().into();
+                    }
+                    variants.push(entry);
                 }
                 println!(
                     "{}",

@@ -50,6 +50,10 @@ impl PipelineConfig {
                     ))
                 }
             },
+            webp_quality: match env.get("WEBP_QUALITY") {
+                None => None,
+                Some(_) => Some(env.number_in("WEBP_QUALITY", 80, 1..=100)? as u8),
+            },
             max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
             max_decode_bytes: env.number_in(
                 "MAX_DECODE_BYTES",
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(c.settings.pipeline.variants.len(), 4);
         assert_eq!(c.settings.pipeline.jpeg_quality, 85);
         assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
+        assert_eq!(c.settings.pipeline.webp_quality, None);
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
         for (name, value) in [
@@ -121,6 +126,7 @@ mod tests {
             ("MAX_PIXELS", "lots"),
             ("BACKGROUND_COLOR", "white"),
             ("JPEG_OPTIMIZE", "fast"),
+            ("WEBP_QUALITY", "101"),
         ] {
             let e = Config::from_env(&Env::from_pairs(&[
                 ("DESTINATION_BUCKET", "out"),
@@ -138,8 +144,10 @@ mod tests {
         let c = Config::from_env(&Env::from_pairs(&[
             ("DESTINATION_BUCKET", "out"),
             ("JPEG_OPTIMIZE", "size"),
+            ("WEBP_QUALITY", "75"),
         ]))
         .unwrap();
         assert_eq!(c.settings.pipeline.optimize, Optimize::Size);
+        assert_eq!(c.settings.pipeline.webp_quality, Some(75));
     }
 }

@@ -449,7 +449,9 @@ fn message_text(cinfo: &jpeg_common_struct) -> &'static str {
         if text.is_null() {
             return "unknown libjpeg error";
         }
-        CStr::from_ptr(text).to_str().unwrap_or("libjpeg error")
+        CStr::from_ptr(text.cast())
+            .to_str()
+            .unwrap_or("libjpeg error")
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod event;
 mod jpeg;
 pub mod pipeline;
+mod webp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub struct Compressor<S> {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Variants written (the count); others may have existed already.
+    /// Objects written (the count: one per variant, two with WebP); others may have existed already.
     Written(usize),
     /// Every variant already exists for this version of the object.
     AlreadyDone,
@@ -58,12 +59,33 @@ pub struct RetryableFailure {
     pub total: usize,
 }
 
+/// An output format: key extension and `Content-Type`.
+struct OutputFormat {
+    extension: &'static str,
+    content_type: &'static str,
+}
+
+const JPEG: OutputFormat = OutputFormat {
+    extension: "jpg",
+    content_type: "image/jpeg",
+};
+const WEBP: OutputFormat = OutputFormat {
+    extension: "webp",
+    content_type: "image/webp",
+};
+
 impl<S: ObjectStore> Compressor<S> {
     pub fn new(store: S, settings: Settings) -> Self {
         Self {
             store,
             settings: Arc::new(settings),
         }
+    }
+
+    /// JPEG always; WebP too when `WEBP_QUALITY` is set.
+    fn formats(&self) -> impl Iterator<Item = &'static OutputFormat> {
+        let webp = self.settings.pipeline.webp_quality.is_some();
+        [&JPEG].into_iter().chain(webp.then_some(&WEBP))
     }
 
     /// Handles one S3 notification event (any JSON: unknown shapes are ignored, not failed).
@@ -137,14 +159,17 @@ impl<S: ObjectStore> Compressor<S> {
                 limit: s.max_object_bytes,
             });
         }
-        // Which variants already exist for this exact version of the source?
-        let mut missing = Vec::new();
+        // Which outputs already exist for this exact version of the source?
+        let mut missing: Vec<(String, &'static str)> = Vec::new();
         for spec in &s.pipeline.variants {
-            let key = variant_key(&spec.name, &upload.key, "jpg");
-            match self.store.head(&s.destination_bucket, &key).await {
-                Ok(Some(existing)) if existing.metadata.get("source-etag") == Some(&info.etag) => {}
-                Ok(_) => missing.push(spec.name.clone()),
-                Err(e) => return transient_or_skip(e),
+            for format in self.formats() {
+                let key = variant_key(&spec.name, &upload.key, format.extension);
+                match self.store.head(&s.destination_bucket, &key).await {
+                    Ok(Some(existing))
+                        if existing.metadata.get("source-etag") == Some(&info.etag) => {}
+                    Ok(_) => missing.push((spec.name.clone(), format.extension)),
+                    Err(e) => return transient_or_skip(e),
+                }
             }
         }
         if missing.is_empty() {
@@ -172,44 +197,47 @@ impl<S: ObjectStore> Compressor<S> {
             };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut written = 0;
-        for variant in processed
-            .variants
-            .into_iter()
-            .filter(|v| missing.contains(&v.name))
-        {
-            let key = variant_key(&variant.name, &upload.key, "jpg");
-            let compressed = variant.jpeg.len();
-            let metadata = BTreeMap::from([
-                ("original-size".to_string(), original_size.to_string()),
-                ("compressed-size".to_string(), compressed.to_string()),
-                ("source-key".to_string(), metadata_value(&upload.key)),
-                ("source-etag".to_string(), metadata_value(&info.etag)),
-                ("width".to_string(), variant.width.to_string()),
-                ("height".to_string(), variant.height.to_string()),
-            ]);
-            let put = NewObject {
-                bucket: s.destination_bucket.clone(),
-                key: key.clone(),
-                body: variant.jpeg,
-                content_type: "image/jpeg".into(),
-                cache_control: s.cache_control.clone(),
-                metadata,
-            };
-            if let Err(e) = self.store.put(put).await {
-                return transient_or_skip(e);
+        for variant in processed.variants {
+            let outputs = [(&JPEG, Some(variant.jpeg)), (&WEBP, variant.webp)];
+            for (format, body) in outputs {
+                let Some(body) = body else { continue };
+                if !missing.contains(&(variant.name.clone(), format.extension)) {
+                    continue;
+                }
+                let key = variant_key(&variant.name, &upload.key, format.extension);
+                let compressed = body.len();
+                let metadata = BTreeMap::from([
+                    ("original-size".to_string(), original_size.to_string()),
+                    ("compressed-size".to_string(), compressed.to_string()),
+                    ("source-key".to_string(), metadata_value(&upload.key)),
+                    ("source-etag".to_string(), metadata_value(&info.etag)),
+                    ("width".to_string(), variant.width.to_string()),
+                    ("height".to_string(), variant.height.to_string()),
+                ]);
+                let put = NewObject {
+                    bucket: s.destination_bucket.clone(),
+                    key: key.clone(),
+                    body,
+                    content_type: format.content_type.into(),
+                    cache_control: s.cache_control.clone(),
+                    metadata,
+                };
+                if let Err(e) = self.store.put(put).await {
+                    return transient_or_skip(e);
+                }
+                written += 1;
+                tracing::info!(
+                    source_key = %upload.key,
+                    variant = %variant.name,
+                    key = %key,
+                    width = variant.width,
+                    height = variant.height,
+                    original_bytes = original_size as u64,
+                    compressed_bytes = compressed as u64,
+                    compression_ratio = (original_size as f64 / compressed.max(1) as f64 * 100.0).round() / 100.0,
+                    "variant written"
+                );
             }
-            written += 1;
-            tracing::info!(
-                source_key = %upload.key,
-                variant = %variant.name,
-                key = %key,
-                width = variant.width,
-                height = variant.height,
-                original_bytes = original_size as u64,
-                compressed_bytes = compressed as u64,
-                compression_ratio = (original_size as f64 / compressed.max(1) as f64 * 100.0).round() / 100.0,
-                "variant written"
-            );
         }
         metrics::counter!("ImagesProcessed").increment(1);
         metrics::histogram!("ImageProcessingMs").record(elapsed_ms as f64);

@@ -19,7 +19,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
-use crate::jpeg;
+use crate::{jpeg, webp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -27,6 +27,8 @@ pub struct PipelineConfig {
     pub jpeg_quality: u8,
     /// Smallest output at the quality, or fastest processing (`JPEG_OPTIMIZE`).
     pub optimize: Optimize,
+    /// Also a WebP of each variant, at this quality (`WEBP_QUALITY`).
+    pub webp_quality: Option<u8>,
     pub max_pixels: u64,
     pub max_decode_bytes: u64,
     /// What transparent pixels become in a JPEG.
@@ -61,6 +63,8 @@ pub struct EncodedVariant {
     pub width: u32,
     pub height: u32,
     pub jpeg: Vec<u8>,
+    /// When `webp_quality` is set.
+    pub webp: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,56 +196,74 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let format = reader.format().ok_or(ImageError::Unsupported)?;
     let format_name = format_name(format).ok_or(ImageError::Unsupported)?;
+    // JPEG and WebP are reduced while decoding, to no less than the variants need.
+    let largest = config.variants.iter().map(|v| v.max_edge).max();
+    let limits = jpeg::DecodeLimits {
+        max_pixels: config.max_pixels,
+        max_decode_bytes: config.max_decode_bytes,
+        reduce_to_edge: largest.map_or(u32::MAX, |edge| match config.optimize {
+            Optimize::Size => edge.saturating_mul(2),
+            Optimize::Speed => edge,
+        }),
+    };
     let source = match format {
         ImageFormat::Png => decode_png_strictly(bytes, config)?,
-        ImageFormat::Jpeg => {
-            let largest = config.variants.iter().map(|v| v.max_edge).max();
-            let limits = jpeg::DecodeLimits {
-                max_pixels: config.max_pixels,
-                max_decode_bytes: config.max_decode_bytes,
-                reduce_to_edge: largest.map_or(u32::MAX, |edge| match config.optimize {
-                    Optimize::Size => edge.saturating_mul(2),
-                    Optimize::Speed => edge,
-                }),
-            };
-            match jpeg::decode(bytes, &limits)? {
-                Some(decoded) => jpeg_source(decoded)?,
-                // CMYK and YCCK (already checked for completeness and size).
-                None => decode_generic(reader, config)?,
+        ImageFormat::Jpeg => match jpeg::decode(bytes, &limits)? {
+            Some(d) => {
+                let image = if d.grey {
+                    image::GrayImage::from_raw(d.width, d.height, d.pixels)
+                        .map(DynamicImage::ImageLuma8)
+                } else {
+                    image::RgbImage::from_raw(d.width, d.height, d.pixels)
+                        .map(DynamicImage::ImageRgb8)
+                };
+                upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
             }
-        }
+            // CMYK and YCCK (already checked for completeness and size).
+            None => decode_generic(reader, config)?,
+        },
+        ImageFormat::WebP => match webp::decode(bytes, &limits)? {
+            Some(d) => {
+                let image = if d.alpha {
+                    image::RgbaImage::from_raw(d.width, d.height, d.pixels)
+                        .map(DynamicImage::ImageRgba8)
+                } else {
+                    image::RgbImage::from_raw(d.width, d.height, d.pixels)
+                        .map(DynamicImage::ImageRgb8)
+                };
+                upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
+            }
+            // Animated: the first frame.
+            None => decode_generic(reader, config)?,
+        },
         _ => decode_generic(reader, config)?,
     };
     finish(source, format_name, config)
 }
 
-fn jpeg_source(decoded: jpeg::Decoded) -> Result<Source, ImageError> {
-    let (width, height) = (decoded.width, decoded.height);
-    let image = if decoded.grey {
-        image::GrayImage::from_raw(width, height, decoded.pixels).map(DynamicImage::ImageLuma8)
-    } else {
-        image::RgbImage::from_raw(width, height, decoded.pixels).map(DynamicImage::ImageRgb8)
-    };
+/// A picture decoded at reduced scale, turned upright; `full` is its stored size.
+fn upright(
+    image: Option<DynamicImage>,
+    full: (u32, u32),
+    orientation: Orientation,
+    icc: Option<Vec<u8>>,
+) -> Result<Source, ImageError> {
     let mut image =
-        image.ok_or_else(|| ImageError::Corrupt("decoded JPEG of an unexpected size".into()))?;
-    image.apply_orientation(decoded.orientation);
+        image.ok_or_else(|| ImageError::Corrupt("decoded picture of an unexpected size".into()))?;
+    image.apply_orientation(orientation);
     let turned = matches!(
-        decoded.orientation,
+        orientation,
         Orientation::Rotate90
             | Orientation::Rotate270
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     );
-    let (width, height) = if turned {
-        (decoded.full_height, decoded.full_width)
-    } else {
-        (decoded.full_width, decoded.full_height)
-    };
+    let (width, height) = if turned { (full.1, full.0) } else { full };
     Ok(Source {
         image,
         width,
         height,
-        icc: decoded.icc,
+        icc,
     })
 }
 
@@ -397,11 +419,16 @@ fn finish(
             config.jpeg_quality,
             config.optimize == Optimize::Size,
         )?;
+        let webp = config
+            .webp_quality
+            .map(|quality| webp::encode(current.buffer(), w, h, grey, quality))
+            .transpose()?;
         encoded.push(EncodedVariant {
             name: spec.name.clone(),
             width: w,
             height: h,
             jpeg,
+            webp,
         });
     }
     // Report variants in configuration order.

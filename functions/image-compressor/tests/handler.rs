@@ -19,6 +19,7 @@ fn settings() -> Settings {
             variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
             jpeg_quality: 85,
             optimize: image_compressor::pipeline::Optimize::Speed,
+            webp_quality: None,
             max_pixels: 100_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],
@@ -288,4 +289,43 @@ async fn real_aws_keys_are_decoded() {
         .store
         .object(DEST, "thumbnail/photos/summer 2024/storm(1).jpg")
         .is_some());
+}
+
+#[tokio::test]
+async fn webp_twins_are_written_and_checked_like_the_jpegs() {
+    let mut with_webp = settings();
+    with_webp.pipeline.webp_quality = Some(80);
+    let c = Compressor::new(InMemoryObjectStore::default(), with_webp);
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    let outcomes = c.handle(event("s3-put-emulator.json")).await.unwrap();
+    assert_eq!(outcomes, [RecordOutcome::Written(8)]);
+    let webp = c.store.object(DEST, "large/photos/garden.webp").unwrap();
+    assert_eq!(webp.content_type, "image/webp");
+    assert_eq!(webp.metadata["width"], "1200");
+    assert_eq!(
+        webp.metadata["compressed-size"],
+        webp.body.len().to_string()
+    );
+    let decoded =
+        image::load_from_memory_with_format(&webp.body, image::ImageFormat::WebP).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (1200, 750));
+    let jpeg = c.store.object(DEST, "large/photos/garden.jpg").unwrap();
+    assert_eq!(jpeg.metadata["source-etag"], webp.metadata["source-etag"]);
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+    // A WebP missing for this version is written again, and nothing else.
+    c.store
+        .insert(DEST, "small/photos/garden.webp", b"stale".to_vec());
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(1)]
+    );
+    let small = c.store.object(DEST, "small/photos/garden.webp").unwrap();
+    assert!(small.body.starts_with(b"RIFF"));
 }

@@ -11,6 +11,7 @@ fn config() -> PipelineConfig {
         variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
         jpeg_quality: 85,
         optimize: image_compressor::pipeline::Optimize::Speed,
+        webp_quality: None,
         max_pixels: 100_000_000,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],
@@ -317,9 +318,16 @@ fn outputs_decode_the_same_in_independent_decoders() {
     }
 }
 
-/// A 64x32 picture, `left` colour on the left half and `right` on the right, as PNG or JPEG
-/// (quality 100), carrying `icc` when given.
-fn two_colours(jpeg: bool, icc: Option<&[u8]>, left: [u8; 3], right: [u8; 3]) -> Vec<u8> {
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Jpeg,
+    Png,
+    WebP,
+}
+
+/// A 64x32 picture, `left` colour on the left half and `right` on the right, as JPEG (quality
+/// 100), PNG or lossless WebP, carrying `icc` when given.
+fn two_colours(kind: Kind, icc: Option<&[u8]>, left: [u8; 3], right: [u8; 3]) -> Vec<u8> {
     let mut pixels = Vec::new();
     for _y in 0..32 {
         for x in 0..64 {
@@ -327,22 +335,30 @@ fn two_colours(jpeg: bool, icc: Option<&[u8]>, left: [u8; 3], right: [u8; 3]) ->
         }
     }
     let mut out = Vec::new();
-    if jpeg {
-        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100);
-        if let Some(icc) = icc {
-            encoder.set_icc_profile(icc.to_vec()).unwrap();
+    let icc = icc.map(<[u8]>::to_vec);
+    let rgb = image::ExtendedColorType::Rgb8;
+    match kind {
+        Kind::Jpeg => {
+            let mut e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 100);
+            if let Some(icc) = icc {
+                e.set_icc_profile(icc).unwrap();
+            }
+            e.write_image(&pixels, 64, 32, rgb).unwrap();
         }
-        encoder
-            .write_image(&pixels, 64, 32, image::ExtendedColorType::Rgb8)
-            .unwrap();
-    } else {
-        let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
-        if let Some(icc) = icc {
-            encoder.set_icc_profile(icc.to_vec()).unwrap();
+        Kind::Png => {
+            let mut e = image::codecs::png::PngEncoder::new(&mut out);
+            if let Some(icc) = icc {
+                e.set_icc_profile(icc).unwrap();
+            }
+            e.write_image(&pixels, 64, 32, rgb).unwrap();
         }
-        encoder
-            .write_image(&pixels, 64, 32, image::ExtendedColorType::Rgb8)
-            .unwrap();
+        Kind::WebP => {
+            let mut e = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = icc {
+                e.set_icc_profile(icc).unwrap();
+            }
+            e.write_image(&pixels, 64, 32, rgb).unwrap();
+        }
     }
     out
 }
@@ -382,30 +398,31 @@ fn embedded_colour_profiles_are_converted_to_srgb() {
     let (red, green) = ([200, 60, 40], [60, 160, 70]);
     let swapped = read("icc/SwappedRedAndGreen.icc");
     let adobe = read("icc/AdobeRGB1998.icc");
-    for jpeg in [true, false] {
-        let kind = if jpeg { "JPEG" } else { "PNG" };
+    for format in [Kind::Jpeg, Kind::Png, Kind::WebP] {
+        let kind = format!("{format:?}");
+        let kind = kind.as_str();
         // A profile whose red is green and whose green is red: unmistakable when applied.
-        let out = process_image(&two_colours(jpeg, Some(&swapped), red, green), &cfg).unwrap();
+        let out = process_image(&two_colours(format, Some(&swapped), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, [60, 200, 40], &format!("{kind} swapped, left"));
         assert_near(right, [160, 60, 70], &format!("{kind} swapped, right"));
         // Adobe RGB (1998): the expected sRGB values are LittleCMS's (Pillow's ImageCms) for the
         // same profile, perceptual intent.
-        let out = process_image(&two_colours(jpeg, Some(&adobe), red, green), &cfg).unwrap();
+        let out = process_image(&two_colours(format, Some(&adobe), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, [231, 57, 34], &format!("{kind} Adobe RGB, left"));
         assert_near(right, [0, 161, 60], &format!("{kind} Adobe RGB, right"));
         // No profile: the values are sRGB already.
-        let out = process_image(&two_colours(jpeg, None, red, green), &cfg).unwrap();
+        let out = process_image(&two_colours(format, None, red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Untagged, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, red, &format!("{kind} untagged, left"));
         assert_near(right, green, &format!("{kind} untagged, right"));
         // A profile that is not one: ignored, the pixels kept as they are.
         let garbage = vec![0x5A; 300];
-        let out = process_image(&two_colours(jpeg, Some(&garbage), red, green), &cfg).unwrap();
+        let out = process_image(&two_colours(format, Some(&garbage), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Ignored, "{kind}");
         assert_near(half_colours(&out.variants[0].jpeg)[0], red, kind);
     }
@@ -430,5 +447,44 @@ fn optimising_for_size_writes_fewer_bytes_of_the_same_variants() {
         "size {} vs speed {}",
         total(&small),
         total(&fast)
+    );
+}
+
+#[test]
+fn webp_with_alpha_is_flattened_and_reduced_while_decoding() {
+    // 400x200 lossless WebP: the left half transparent, the right half opaque blue.
+    let mut pixels = Vec::new();
+    for _y in 0..200 {
+        for x in 0..400u32 {
+            pixels.extend_from_slice(&if x < 200 {
+                [255, 0, 0, 0]
+            } else {
+                [0, 0, 255, 255]
+            });
+        }
+    }
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .write_image(&pixels, 400, 200, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    let mut cfg = config();
+    cfg.variants = parse_variants("small:100").unwrap();
+    cfg.background = [0, 255, 0];
+    let out = process_image(&webp, &cfg).unwrap();
+    assert_eq!((out.format, out.width, out.height), ("webp", 400, 200));
+    let v = &out.variants[0];
+    assert_eq!((v.width, v.height), (100, 50));
+    let rgb = jpeg_decoder::Decoder::new(std::io::Cursor::new(&v.jpeg))
+        .decode()
+        .unwrap();
+    let at = |x: usize, y: usize| &rgb[(y * 100 + x) * 3..(y * 100 + x) * 3 + 3];
+    let (left, right) = (at(20, 25), at(80, 25));
+    assert!(
+        left[1] > 200 && left[0] < 60 && left[2] < 60,
+        "background: {left:?}"
+    );
+    assert!(
+        right[2] > 200 && right[0] < 60 && right[1] < 60,
+        "blue kept: {right:?}"
     );
 }
