@@ -10,6 +10,7 @@ REQS_HASH := $(shell sha256sum requirements-tools.txt | cut -c1-16)
 STAMP     := $(VENV)/.installed-$(REQS_HASH)
 CONTRACT_VENV  := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell sha256sum requirements-contract.txt | cut -c1-16)
+BENCH_STAMP    := $(VENV)/.bench-$(shell sha256sum bench/requirements-bench.txt | cut -c1-16)
 # cargo-lambda finds zig (the arm64 linker) only through PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -43,7 +44,7 @@ $(CONTRACT_STAMP): requirements-contract.txt
 	@rm -f $(CONTRACT_VENV)/.installed-*
 	@touch $@
 
-smoke-arm64: build-arm64 ## Boot each arm64 bootstrap under qemu against a stub Runtime API
+smoke-arm64: build-arm64 $(BENCH_STAMP) ## Boot each arm64 bootstrap under qemu against a stub Runtime API; arm64 image codecs vs Pillow
 	@command -v qemu-aarch64 >/dev/null && test -d /usr/aarch64-linux-gnu || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross; }
 	$(PY) tools/arm64_smoke.py
@@ -92,8 +93,6 @@ local-down: ## Stop what local-up and the demo started
 
 demo: setup ## The whole suite end to end on the local emulator
 	$(PY) tools/demo.py
-
-BENCH_STAMP := $(VENV)/.bench-$(shell sha256sum bench/requirements-bench.txt | cut -c1-16)
 
 $(BENCH_STAMP): bench/requirements-bench.txt | $(STAMP)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt

@@ -2,7 +2,11 @@
 checks it answers one event (make smoke-arm64; needs `make build-arm64` and Debian's qemu-user and
 libc6-arm64-cross, which the Makefile target installs).
 
-Events are chosen to need no AWS service: an S3 test event, an unknown API route, an empty batch.
+First one event per function that needs no AWS service: an S3 test event, an unknown API route, an
+empty batch. Then the image codecs' arm64 code (mozjpeg's and libwebp's NEON paths, compiled by
+zig): the arm64 image-compressor turns real uploads in the local emulator into JPEG and WebP
+variants, and each large variant must be, pixel for pixel, close to Pillow's own Lanczos resize of
+the source.
 """
 import json
 import os
@@ -68,28 +72,116 @@ def runtime_api(event, result):
     return server
 
 
+def run_bootstrap(fn, env, event, timeout=60):
+    """Runs the arm64 `bootstrap` of `fn` for one event; returns the response body or None."""
+    binary = ROOT / "target" / "lambda" / fn / "bootstrap"
+    if not binary.exists():
+        sys.exit(f"{binary} is missing: run make build-arm64")
+    result = {"done": threading.Event()}
+    server = runtime_api(event, result)
+    environment = dict(os.environ, **env, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
+                       AWS_SECRET_ACCESS_KEY="x", AWS_LAMBDA_FUNCTION_NAME=fn,
+                       AWS_LAMBDA_FUNCTION_VERSION="1", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+                       AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
+    proc = subprocess.Popen(["qemu-aarch64", "-L", SYSROOT, str(binary)], env=environment,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    answered = result["done"].wait(timeout)
+    proc.kill()
+    proc.wait()
+    server.shutdown()
+    if not (answered and result["path"].endswith("/response")):
+        return None
+    return json.loads(result["body"])
+
+
+UPLOADS = {
+    "photos/garden.jpg": "good/garden-2560x1600.jpg",
+    "photos/rotated.jpg": "good/storm-exif-orientation6-gps.jpg",
+    "photos/progressive.jpeg": "good/video-001-progressive.jpeg",
+    "photos/wood.webp": "good/wood-4096x4096.webp",
+    "photos/spring.png": "good/spring-rgba-1600x1200.png",
+    "photos/cut.jpg": "bad/garden-truncated-40pct.jpg",
+}
+
+
+def images_case():
+    """The arm64 codecs on real files, through S3 on the local emulator."""
+    import io
+
+    import boto3
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    moto = subprocess.Popen([sys.executable, str(ROOT / "tools" / "moto_server.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        endpoint = f"http://127.0.0.1:{int(moto.stdout.readline())}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x")
+        for bucket in ("smoke-in", "smoke-out"):
+            s3.create_bucket(Bucket=bucket)
+        testdata = ROOT / "functions" / "image-compressor" / "testdata"
+        records = []
+        for key, file in UPLOADS.items():
+            s3.put_object(Bucket="smoke-in", Key=key, Body=(testdata / file).read_bytes())
+            records.append({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                            "s3": {"bucket": {"name": "smoke-in"}, "object": {"key": key}}})
+        problems = []
+        for optimize in ("speed", "size"):
+            env = {"DESTINATION_BUCKET": "smoke-out", "SOURCE_BUCKET": "smoke-in", "AWS_ENDPOINT_URL": endpoint,
+                   "JPEG_OPTIMIZE": optimize, "WEBP_QUALITY": "80", "VARIANTS": "small:300,large:1200"}
+            for obj in s3.list_objects_v2(Bucket="smoke-out").get("Contents", []):
+                s3.delete_object(Bucket="smoke-out", Key=obj["Key"])
+            response = run_bootstrap("image-compressor", env, {"Records": records}, timeout=300)
+            if response != {"records": len(records)}:
+                problems.append(f"{optimize}: response {response}")
+                continue
+            keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="smoke-out").get("Contents", []))
+            good = [k for k in UPLOADS if not k.endswith("cut.jpg")]
+            want = sorted(f"{v}/{k.rsplit('.', 1)[0]}.{ext}" for k in good for v in ("small", "large")
+                          for ext in ("jpg", "webp"))
+            if keys != want:
+                problems.append(f"{optimize}: outputs {keys}, expected {want}")
+                continue
+            for key in good:
+                stem = key.rsplit(".", 1)[0]
+                with Image.open(testdata / UPLOADS[key]) as src:
+                    src = ImageOps.exif_transpose(src)
+                    if src.mode in ("RGBA", "LA", "P"):
+                        src = src.convert("RGBA")
+                        src = Image.alpha_composite(Image.new("RGBA", src.size, (255, 255, 255, 255)), src)
+                    src = src.convert("RGB")
+                    for ext in ("jpg", "webp"):
+                        obj = s3.get_object(Bucket="smoke-out", Key=f"large/{stem}.{ext}")
+                        out = Image.open(io.BytesIO(obj["Body"].read())).convert("RGB")
+                        meta = obj["Metadata"]
+                        if out.size != (int(meta["width"]), int(meta["height"])):
+                            problems.append(f"{optimize} {stem}.{ext}: {out.size} but metadata says {meta}")
+                            continue
+                        reference = np.asarray(src.resize(out.size, Image.LANCZOS), dtype=np.float64)
+                        diff = float(np.abs(np.asarray(out, dtype=np.float64) - reference).mean())
+                        print(f"smoke-arm64: image-compressor {optimize:<5} large/{stem}.{ext:<4} {out.size[0]}x{out.size[1]} "
+                              f"mean |diff| vs Pillow {diff:.2f}")
+                        if diff > 4.0:
+                            problems.append(f"{optimize} {stem}.{ext}: mean |diff| {diff:.2f} vs Pillow's resize")
+        return problems
+    finally:
+        moto.stdin.close()
+        moto.wait(timeout=20)
+
+
 def main():
     failures = 0
     for fn, (env, event, expected) in CASES.items():
-        binary = ROOT / "target" / "lambda" / fn / "bootstrap"
-        if not binary.exists():
-            sys.exit(f"{binary} is missing: run make build-arm64")
-        result = {"done": threading.Event()}
-        server = runtime_api(event, result)
-        environment = dict(os.environ, **env, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
-                           AWS_SECRET_ACCESS_KEY="x", AWS_LAMBDA_FUNCTION_NAME=fn,
-                           AWS_LAMBDA_FUNCTION_VERSION="1", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
-                           AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
-        proc = subprocess.Popen(["qemu-aarch64", "-L", SYSROOT, str(binary)], env=environment,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        answered = result["done"].wait(60)
-        proc.kill()
-        proc.wait()
-        server.shutdown()
-        ok = answered and result["path"].endswith("/response") and expected(json.loads(result["body"]))
-        print(f"smoke-arm64: {fn:<17} {'answered' if ok else 'FAILED'} {result.get('body', '')[:80]}")
+        response = run_bootstrap(fn, env, event)
+        ok = response is not None and expected(response)
+        print(f"smoke-arm64: {fn:<17} {'answered' if ok else 'FAILED'} {json.dumps(response)[:80]}")
         failures += 0 if ok else 1
-    sys.exit(1 if failures else 0)
+    problems = images_case()
+    for p in problems:
+        print(f"smoke-arm64: image-compressor FAILED: {p}")
+    print(f"smoke-arm64: image codecs on arm64 {'FAILED' if problems else 'match Pillow'}")
+    sys.exit(1 if failures or problems else 0)
 
 
 if __name__ == "__main__":
