@@ -11,5 +11,6 @@ pub mod s3;
 pub mod sns;
 pub mod sqs;
 pub mod telemetry;
+pub mod trace_env;
 
 pub use config::{ConfigError, Env};
