@@ -297,6 +297,7 @@ def package_sizes():
         bootstrap = ROOT / "target" / "lambda" / fn / "bootstrap"
         if bootstrap.exists():
             entry["rust_zip"] = zipped_size([("bootstrap", bootstrap)])
+            entry["rust_binary"] = bootstrap.stat().st_size
         target = cache / fn
         if not (target / ".done").exists():
             shutil.rmtree(target, ignore_errors=True)

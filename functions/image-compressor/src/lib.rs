@@ -159,17 +159,24 @@ impl<S: ObjectStore> Compressor<S> {
                 limit: s.max_object_bytes,
             });
         }
-        // Which outputs already exist for this exact version of the source?
+        // Which outputs already exist for this exact version of the source? (All asked at once.)
+        let outputs: Vec<(String, &'static str)> = s
+            .pipeline
+            .variants
+            .iter()
+            .flat_map(|spec| self.formats().map(|f| (spec.name.clone(), f.extension)))
+            .collect();
+        let heads = futures::future::join_all(outputs.iter().map(|(name, extension)| {
+            let key = variant_key(name, &upload.key, extension);
+            async move { self.store.head(&s.destination_bucket, &key).await }
+        }))
+        .await;
         let mut missing: Vec<(String, &'static str)> = Vec::new();
-        for spec in &s.pipeline.variants {
-            for format in self.formats() {
-                let key = variant_key(&spec.name, &upload.key, format.extension);
-                match self.store.head(&s.destination_bucket, &key).await {
-                    Ok(Some(existing))
-                        if existing.metadata.get("source-etag") == Some(&info.etag) => {}
-                    Ok(_) => missing.push((spec.name.clone(), format.extension)),
-                    Err(e) => return transient_or_skip(e),
-                }
+        for (output, head) in outputs.into_iter().zip(heads) {
+            match head {
+                Ok(Some(existing)) if existing.metadata.get("source-etag") == Some(&info.etag) => {}
+                Ok(_) => missing.push(output),
+                Err(e) => return transient_or_skip(e),
             }
         }
         if missing.is_empty() {
