@@ -1,7 +1,10 @@
 """API contract fuzzing (part of `make test`): schemathesis against user-api's OpenAPI document.
 
-user-api runs under `cargo lambda watch`, backed by the moto emulator provisioned from template.yaml,
-behind tools/local_gateway.py (API Gateway's JWT authorizer, locally). schemathesis generates valid
+user-api runs behind `cargo lambda watch` (its function URL and Runtime API, `--only-lambda-apis`),
+backed by the moto emulator provisioned from template.yaml, behind tools/local_gateway.py (API
+Gateway's JWT authorizer, locally). The function is the binary `cargo test --workspace --all-targets`
+builds (fresh right after `make test`'s test run): letting watch build it would compile it again
+with the package's own feature set, two minutes for nothing. schemathesis generates valid
 and invalid requests for every operation, once per kind of caller: an admin, the profile's owner,
 another member, a forged token and no token. Every response must be a non-5xx that matches the
 document (status, content type, headers, schema). Exits non-zero on any failure; always stops what
@@ -12,15 +15,14 @@ it started.
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +43,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def user_api_binary():
+    """The user-api executable of the workspace test build (built if stale), as cargo reports it
+    (the binary itself, not the harness of its unit tests)."""
+    out = subprocess.run(
+        ["cargo", "test", "--workspace", "--all-targets", "--no-run", "--message-format=json-render-diagnostics"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True,
+    ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line) if line.startswith("{") else {}
+        target = msg.get("target", {})
+        if msg.get("reason") == "compiler-artifact" and target.get("name") == "user-api" \
+                and target.get("kind") == ["bin"] and not msg.get("profile", {}).get("test") \
+                and msg.get("executable"):
+            return msg["executable"]
+    sys.exit("cargo did not report a user-api executable")
+
+
 def request(base, method, path, token=None, body=None):
     headers = {"content-type": "application/json"} if body is not None else {}
     if token:
@@ -48,7 +67,7 @@ def request(base, method, path, token=None, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=900) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -63,7 +82,6 @@ def main():
         sys.exit(f"{args.st} not found: run `make setup-contract`")
 
     started = time.time()
-    work = Path(tempfile.mkdtemp(prefix="api-contract-"))
     log_dir = ROOT / "target" / "api-contract"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = []
@@ -79,24 +97,36 @@ def main():
         env, _ = ls.function_env(stack, endpoint)
         env["ALLOWED_ORIGINS"] = "https://app.example.com"
         env["PAGE_TOKEN_SECRET"] = "contract-page-secret"
-        (work / "env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        binary = user_api_binary()
 
         invoke_port, gateway_port = free_port(), free_port()
         watch_log = open(log_dir / "watch.log", "w")
         watch = subprocess.Popen(
-            ["cargo", "lambda", "watch", "--env-file", str(work / "env"), "--invoke-port", str(invoke_port),
-             "--ignore-changes"],
+            ["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-port", str(invoke_port)],
             cwd=ROOT, stdout=watch_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
-            # cargo-lambda (and zig) come from the project's venv.
+            # cargo-lambda comes from the project's venv.
             env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
         processes.append(watch)
-        deadline = time.time() + 300
+        deadline = time.time() + 60
         while not ls.port_open(invoke_port):
             if watch.poll() is not None or time.time() > deadline:
                 sys.exit(f"cargo lambda watch did not start; see {log_dir / 'watch.log'}")
             time.sleep(0.2)
+        # Two instances polling the one Runtime API, for schemathesis's two workers.
+        functions = []
+        for instance in range(2):
+            function_log = open(log_dir / f"user-api-{instance}.log", "w")
+            functions.append(subprocess.Popen(
+                [binary], cwd=ROOT, stdout=function_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={"PATH": os.environ.get("PATH", ""), **env,
+                     "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{invoke_port}/.rt/user-api",
+                     "AWS_LAMBDA_FUNCTION_NAME": "user-api", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"},
+            ))
+        processes.extend(functions)
         server = gw.serve(gateway_port, invoke_port, SECRET)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{gateway_port}"
@@ -108,17 +138,19 @@ def main():
             "forged token": gw.make_token("not-the-secret", {"sub": ADMIN, "cognito:groups": ["admin"]}),
             "no token": None,
         }
-        # The first call builds and starts the function; then the owner's profile exists to be read.
+        # The owner's profile exists to be read.
         status, body = request(base, "POST", "/users", tokens["owner"],
                                {"name": "Grace Hopper", "email": "grace@example.com"})
         if status != 201:
-            sys.exit(f"seeding the owner's profile failed: {status} {body[:300]!r}")
+            sys.exit(f"seeding the owner's profile failed: {status} {body[:300]!r}"
+                     + "".join(f"; user-api exited {f.returncode}" for f in functions if f.poll() is not None)
+                     + f"; see {log_dir}/user-api-*.log")
         status, _ = request(base, "GET", f"/users/{MEMBER}", tokens["forged token"])
         if status != 401:
             sys.exit(f"a forged token was not refused: {status}")
 
-        failures = []
-        for caller, token in tokens.items():
+        def run(caller):
+            token = tokens[caller]
             command = [
                 args.st, "run", str(OPENAPI), "--url", base,
                 "--checks", "all",
@@ -138,18 +170,29 @@ def main():
             ]
             if token:
                 command += ["-H", f"Authorization: Bearer {token}"]
-            out_path = log_dir / f"{caller.replace(' ', '-')}.txt"
+            slug = caller.replace(" ", "-")
+            # schemathesis keeps a cache in its working directory: one per caller, under target/.
+            cwd = log_dir / slug
+            cwd.mkdir(exist_ok=True)
             t0 = time.time()
-            # schemathesis keeps a cache in its working directory: keep it under target/, not in the tree.
-            result = subprocess.run(command, cwd=log_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            result = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
-            out_path.write_text(result.stdout)
+            (log_dir / f"{slug}.txt").write_text(result.stdout)
             summary = [line.strip() for line in result.stdout.splitlines() if " generated" in line][-1:]
             print(f"api contract [{caller}]: exit {result.returncode} in {time.time() - t0:.0f} s: "
                   + (summary[0] if summary else "no summary"), flush=True)
+            return caller, result
+
+        # The callers with a verified identity change the store, so they take turns (each sees what the
+        # one before left); the forged token and no token only ever get a 401 and run alongside them.
+        lanes = [["admin", "owner", "other member"], ["forged token", "no token"]]
+        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+            results = [r for lane in pool.map(lambda lane: [run(c) for c in lane], lanes) for r in lane]
+        failures = []
+        for caller, result in results:
             if result.returncode != 0:
                 failures.append(caller)
-                print(result.stdout[-6000:])
+                print(f"api contract [{caller}]:\n{result.stdout[-6000:]}")
         print(f"api contract: {len(tokens)} callers, {len(failures)} failed, {time.time() - started:.0f} s"
               + (f" ({', '.join(failures)}); logs in {log_dir}" if failures else ""))
         return 1 if failures else 0
@@ -163,7 +206,6 @@ def main():
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

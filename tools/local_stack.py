@@ -299,11 +299,16 @@ def stop_group(pid, grace=5.0):
             return
         deadline = time.time() + grace
         while time.time() < deadline:
+            # A child of ours stays in its group as a zombie until it is reaped.
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
             try:
                 os.killpg(pid, 0)
             except OSError:
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def down():
