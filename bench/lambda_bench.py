@@ -106,8 +106,8 @@ class Bench:
             return [str(ROOT / "target" / "release" / fn)], ROOT
         return [sys.executable, "-m", "awslambdaric", BASELINE[fn]], HERE / "baselines"
 
-    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800, fixed_trace_id=None):
-        api = RuntimeAPI(events, sample_rss_at, fixed_trace_id=fixed_trace_id)
+    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800):
+        api = RuntimeAPI(events, sample_rss_at)
         cmd, cwd = self.command(fn, lang)
         env = dict(os.environ)
         env.update(self.common)
@@ -214,11 +214,18 @@ class Bench:
 
 
 def warm_counts(quick):
+    """Invocations per (function, language)."""
     if quick:
-        return {"user-api": 1000, "order-processor": 200, "image-compressor": 10}
-    # Orders: moto copies a whole table on every DynamoDB transaction, so past ~1500 orders in one table
-    # its transactions outlast the function's 2-second attempt timeout; 1000 keeps the emulator honest.
-    return {"user-api": 10000, "order-processor": 1000, "image-compressor": 100}
+        return {("user-api", "rust"): 1000, ("user-api", "python"): 1000,
+                ("order-processor", "rust"): 200, ("order-processor", "python"): 200,
+                ("image-compressor", "rust"): 10, ("image-compressor", "python"): 10}
+    # user-api: 10,000 for the Rust leak check, 2,000 (the latency sample the issue asks for) for the
+    # baseline. Orders: moto copies a whole table on every DynamoDB transaction, so each order makes the
+    # next one slower (and past ~1500 orders its transactions outlast the function's 2-second attempt
+    # timeout); 500 per language keeps the emulator's share of the latency, and the run, bounded.
+    return {("user-api", "rust"): 10000, ("user-api", "python"): 2000,
+            ("order-processor", "rust"): 500, ("order-processor", "python"): 500,
+            ("image-compressor", "rust"): 100, ("image-compressor", "python"): 100}
 
 
 def measure(quick):
@@ -230,9 +237,9 @@ def measure(quick):
         bench.seed_stock()
         counts = warm_counts(quick)
         for fn in FUNCTIONS:
-            n = counts[fn]
-            samples = sorted({1, min(1000, n), n})
             for lang in ("rust", "python"):
+                n = counts[(fn, lang)]
+                samples = sorted({1, min(1000, n), n})
                 if fn == "order-processor":
                     bench.fresh_orders_table(lang)
                 print(f"  warm {fn:<17} {lang:<6} {n} invocations", flush=True)
@@ -250,13 +257,6 @@ def measure(quick):
                 w = results["warm"][(fn, lang)]
                 print(f"    p50 {w['p50']:.2f} ms p99 {w['p99']:.2f} ms; RSS init {w['rss_init_kb'] / 1024:.1f} MiB, "
                       f"end {w['rss_end_kb'] / 1024:.1f} MiB, peak {w['peak_kb'] / 1024:.1f} MiB", flush=True)
-        # The same user-api run with one fixed X-Ray trace id: lambda_runtime sets _X_AMZN_TRACE_ID with
-        # setenv on every invocation, and glibc keeps every distinct value it was ever given.
-        n = counts["user-api"]
-        out = bench.run("user-api", "rust", bench.events("user-api", n, "fixed"), sample_rss_at=sorted({1, 1000, n}),
-                        fixed_trace_id="Root=1-00000000-000000000000000000000000;Sampled=0")
-        results["fixed_trace_rss_kb"] = {k: v[0] for k, v in out["rss"].items() if k != "init"}
-        print(f"  user-api rust with a fixed trace id: RSS {results['fixed_trace_rss_kb']}", flush=True)
         processes = 5 if quick else 20
         for fn in FUNCTIONS:
             for lang in ("rust", "python"):

@@ -166,33 +166,35 @@ def lambda_report(lam):
               "mostly ours). RSS: after init, after the run, and the peak (VmHWM). user-api serves a `GET /users/{id}`; "
               "order-processor a one-order SQS batch; image-compressor one 1920x1280 JPEG (2.5 MP) into four "
               "variants.", "",
-              "| function | invocations | Rust p50 ms | Rust p99 ms | Python p50 ms | Python p99 ms | p50 ratio | Rust RSS init / end / peak MiB | Python RSS init / end / peak MiB | peak ratio |",
+              "| function | invocations (Rust / Python) | Rust p50 ms | Rust p99 ms | Python p50 ms | Python p99 ms | p50 ratio | Rust RSS init / end / peak MiB | Python RSS init / end / peak MiB | peak ratio |",
               "|---|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for fn in fns:
         r, p = warm[(fn, "rust")], warm[(fn, "python")]
         mib = lambda w: f"{w['rss_init_kb'] / 1024:.1f} / {w['rss_end_kb'] / 1024:.1f} / {w['peak_kb'] / 1024:.1f}"
-        lines.append(f"| {fn} | {r['invocations']} | {r['p50']:.2f} | {r['p99']:.2f} | {p['p50']:.2f} | {p['p99']:.2f} | "
+        count = str(r["invocations"]) if r["invocations"] == p["invocations"] else f"{r['invocations']} / {p['invocations']}"
+        lines.append(f"| {fn} | {count} | {r['p50']:.2f} | {r['p99']:.2f} | {p['p50']:.2f} | {p['p99']:.2f} | "
                      f"**{ratio(p['p50'], r['p50']):.1f}x** | {mib(r)} | {mib(p)} | {ratio(r['peak_kb'], p['peak_kb']):.2f} |")
-    lines += ["", "RSS through the user-api run (a leak would grow between the samples):", "",
-              "| language | " + " | ".join(f"after {k} invocations" for k in sorted(warm[('user-api', 'rust')]['rss_samples_kb'])) + " | growth first → last |",
-              "|---|" + "---:|" * (len(warm[('user-api', 'rust')]['rss_samples_kb']) + 1)]
+    lines += ["", "The order-processor's p99 is the emulator's: moto copies the tables on every DynamoDB transaction, and every few dozen invocations one of its calls takes 130–230 ms on the server (the Rust SDK's debug log of such an invocation shows one attempt, no retry and no new connection, between sending the request and the response); the Rust handler makes four calls per order (the transaction, the payment message, the notification and the record that both side effects are done) where the seed's makes three."]
+    lines += ["", "RSS through the user-api run (a leak would grow between the samples; a new X-Ray trace id "
+              "with every invocation, as Lambda sends):", "",
+              "| language | invocations | after 1 | after 1,000 | after the last | growth 1 → last | growth 1,000 → last |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for lang in ("rust", "python"):
-        samples = warm[("user-api", lang)]["rss_samples_kb"]
+        w = warm[("user-api", lang)]
+        samples = w["rss_samples_kb"]
         keys = sorted(samples)
-        growth = samples[keys[-1]] - samples[keys[0]] if keys else 0
-        lines.append(f"| {lang} | " + " | ".join(f"{samples[k] / 1024:.2f} MiB" for k in keys) + f" | {growth / 1024:+.2f} MiB |")
-    fixed = lam.get("fixed_trace_rss_kb", {})
-    if fixed:
-        keys = sorted(fixed)
-        lines.append("| rust, one fixed trace id | " + " | ".join(f"{fixed[k] / 1024:.2f} MiB" for k in keys)
-                     + f" | {(fixed[keys[-1]] - fixed[keys[0]]) / 1024:+.2f} MiB |")
+        growth, warm_growth = leak(samples)
+        cells = [f"{samples[k] / 1024:.2f} MiB" if k in samples else "-" for k in (1, 1000)]
+        last = f"{samples[keys[-1]] / 1024:.2f} MiB" if keys else "-"
+        lines.append(f"| {lang} | {w['invocations']} | {cells[0]} | {cells[1]} | {last} | {growth:+.2f} MiB | "
+                     f"{warm_growth:+.2f} MiB |")
     lines += ["", "Lambda sends a new X-Ray trace id with every invocation and `lambda_runtime` (1.5) stores it with "
               "`setenv(\"_X_AMZN_TRACE_ID\", ...)` each time. glibc's `setenv` never frees a value it was given, so "
               "this used to keep about 110 bytes per invocation (+1.0 MiB from invocation 1,000 to 10,000 in the "
-              "report of 2026-11-23). `adapters::trace_env` now gives the process its own `setenv` for that one "
-              "variable (a fixed buffer installed with `putenv`), so the run with a new trace id per invocation "
-              "(first row) stays as flat as the control run with one fixed trace id (last row). What grows before "
-              "invocation 1,000 is the allocator and the connection pool warming up, not a leak."]
+              "report of 2026-11-23, while a control run with one fixed trace id stayed flat). "
+              "`adapters::trace_env` now gives the process its own `setenv` for that one variable (a fixed buffer "
+              "installed with `putenv`; its test fails without it). What grows before invocation 1,000 is the "
+              "allocator and the connection pool warming up, not a leak."]
     lines += ["", "### Package size", "",
               "Zipped (deflate, level 9). Rust: the arm64 `bootstrap` from `make build-arm64`. Python: the handler "
               "with its dependencies installed for `manylinux2014_aarch64` / CPython 3.12, with boto3 bundled (as "

@@ -37,10 +37,8 @@ def rss_kib(pid):
 
 
 class RuntimeAPI:
-    def __init__(self, events, sample_rss_at=(), fixed_trace_id=None):
+    def __init__(self, events, sample_rss_at=()):
         self.events = list(events)
-        # Lambda sends a fresh X-Ray trace id with every invocation; a fixed one isolates its effects.
-        self.fixed_trace_id = fixed_trace_id
         self.sample_rss_at = set(sample_rss_at)
         self.pid = None
         self.started = None
@@ -87,8 +85,8 @@ class RuntimeAPI:
                     "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 300_000),
                     "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
-                    "Lambda-Runtime-Trace-Id": api.fixed_trace_id
-                    or f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0",
+                    # A fresh X-Ray trace id per invocation, as Lambda sends.
+                    "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0",
                     "Content-Type": "application/json",
                 }
                 with api.lock:
