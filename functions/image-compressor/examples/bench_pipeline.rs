@@ -1,5 +1,6 @@
-//! One image through the pipeline, repeated, single-threaded; prints one JSON line (used by
-//! `make bench`, run once per process so peak RSS is per image):
+//! One image through the pipeline, repeated, single-threaded; prints one JSON line with the median
+//! iteration's time, after one untimed warm-up iteration as the baselines do (used by `make bench`,
+//! run once per process so peak RSS is per image):
 //!
 //!     bench_pipeline <file> <variants> <iterations> [<out-dir>]
 
@@ -33,13 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.max_decode_bytes = 1024 * 1024 * 1024;
     let bytes = std::fs::read(file)?;
     let rss_before = peak_rss_kb();
-    let mut last = None;
-    let started = Instant::now();
+    let mut processed = process_image(&bytes, &config)?;
+    let mut times = Vec::new();
     for _ in 0..iterations.max(1) {
-        last = Some(process_image(&bytes, &config)?);
+        let started = Instant::now();
+        processed = process_image(&bytes, &config)?;
+        times.push(started.elapsed().as_secs_f64());
     }
-    let seconds = started.elapsed().as_secs_f64() / f64::from(iterations.max(1));
-    let processed = last.ok_or("no iteration ran")?;
+    times.sort_by(f64::total_cmp);
+    let middle = times.len() / 2;
+    let seconds = if times.len() % 2 == 0 {
+        (times[middle - 1] + times[middle]) / 2.0
+    } else {
+        times[middle]
+    };
     if let Some(out) = args.get(3) {
         for v in &processed.variants {
             std::fs::create_dir_all(out)?;

@@ -41,8 +41,8 @@ impl PipelineConfig {
             variants,
             jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
             optimize: match env.get("JPEG_OPTIMIZE").as_deref().map(str::trim) {
-                None | Some("speed") => Optimize::Speed,
-                Some("size") => Optimize::Size,
+                None | Some("size") => Optimize::Size,
+                Some("speed") => Optimize::Speed,
                 Some(other) => {
                     return Err(ConfigError::new(
                         "JPEG_OPTIMIZE",
@@ -116,7 +116,7 @@ mod tests {
         let c = Config::from_env(&Env::from_pairs(&[("DESTINATION_BUCKET", "out")])).unwrap();
         assert_eq!(c.settings.pipeline.variants.len(), 4);
         assert_eq!(c.settings.pipeline.jpeg_quality, 85);
-        assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
+        assert_eq!(c.settings.pipeline.optimize, Optimize::Size);
         assert_eq!(c.settings.pipeline.webp_quality, None);
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
@@ -143,11 +143,11 @@ mod tests {
         assert_eq!(c.settings.pipeline.background, [0x10, 0x20, 0x30]);
         let c = Config::from_env(&Env::from_pairs(&[
             ("DESTINATION_BUCKET", "out"),
-            ("JPEG_OPTIMIZE", "size"),
+            ("JPEG_OPTIMIZE", "speed"),
             ("WEBP_QUALITY", "75"),
         ]))
         .unwrap();
-        assert_eq!(c.settings.pipeline.optimize, Optimize::Size);
+        assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.pipeline.webp_quality, Some(75));
     }
 }

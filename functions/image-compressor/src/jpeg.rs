@@ -26,10 +26,10 @@ use mozjpeg_sys::{
 use crate::pipeline::ImageError;
 
 /// Trellis quantisation weighs bits against distortion with this (log2) factor. mozjpeg's default,
-/// 14.75, is tuned for its own tables and, at libjpeg's, costs visible SSIM for its savings; at 17
-/// the variants keep Pillow's SSIM at the same quality and are still about 5% smaller (measured
-/// over the benchmark photos; see BENCHMARKS.md).
-const TRELLIS_LAMBDA_LOG_SCALE1: f32 = 17.0;
+/// 14.75, is tuned for its own tables and, at libjpeg's, costs visible SSIM for its savings. Over
+/// the benchmark photos, 17.5 is where SSIM stops rising (17: 0.99262, 17.5: 0.99264, 18: 0.99262
+/// for the seed-A variant) and the output is still about 3% smaller than Pillow's (BENCHMARKS.md).
+const TRELLIS_LAMBDA_LOG_SCALE1: f32 = 17.5;
 
 /// A JPEG decoded at a reduced scale, upright pixels not yet applied.
 pub(crate) struct Decoded {
@@ -51,6 +51,9 @@ pub(crate) struct DecodeLimits {
     pub max_decode_bytes: u64,
     /// The decoder may reduce the picture while its longest edge stays at least this long.
     pub reduce_to_edge: u32,
+    /// The largest variant's longest edge (`u32::MAX`: no variant), for a decoder that resamples
+    /// straight to the variant's size.
+    pub largest_edge: u32,
 }
 
 /// `Ok(None)`: a JPEG this path does not handle (CMYK, YCCK), for the generic decoder.
@@ -524,6 +527,7 @@ mod tests {
                 max_pixels: 100_000_000,
                 max_decode_bytes: 1 << 30,
                 reduce_to_edge: reduce_to,
+                largest_edge: reduce_to,
             };
             let d = decode(&storm, &limits).unwrap().unwrap();
             assert_eq!((d.width, d.height), size, "reduce to {reduce_to}");
@@ -589,6 +593,7 @@ mod tests {
             max_pixels: 100_000_000,
             max_decode_bytes: 1 << 30,
             reduce_to_edge: 100,
+            largest_edge: 100,
         };
         // A start-of-image marker and then nonsense.
         let e = decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3, 4], &limits)
