@@ -9,6 +9,7 @@ Prints one JSON line in the same shape as the Rust bench_pipeline example.
 """
 import io
 import json
+import statistics
 import os
 import sys
 import time
@@ -65,11 +66,13 @@ def main():
     with Image.open(io.BytesIO(data)) as probe:
         megapixels = probe.width * probe.height / 1e6
     run(data, variants)  # warm-up (imports, library init)
-    n = max(1, int(iterations))
-    started = time.perf_counter()
-    for _ in range(n):
+    # The median iteration: one slow iteration (a busy host) does not move it.
+    times = []
+    for _ in range(max(1, int(iterations))):
+        started = time.perf_counter()
         result = run(data, variants)
-    seconds = (time.perf_counter() - started) / n
+        times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         for name, _, _, jpeg in result:
