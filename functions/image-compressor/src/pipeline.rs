@@ -393,7 +393,7 @@ fn finish(
     let mut order: Vec<&VariantSpec> = config.variants.iter().collect();
     order.sort_by_key(|spec| std::cmp::Reverse(spec.max_edge));
     let mut resizer = Resizer::new();
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let options = lanczos3();
     let mut encoded = Vec::with_capacity(order.len());
     let mut first = true;
     for spec in order {
@@ -445,6 +445,11 @@ fn finish(
     })
 }
 
+/// The filter of every reduction.
+pub(crate) fn lanczos3() -> ResizeOptions {
+    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+}
+
 /// From this many pixels in a variant on, the first reduction runs as two passes of our own.
 const SPLIT_RESIZE_PIXELS: u64 = 512 * 1024;
 
@@ -453,7 +458,7 @@ const SPLIT_RESIZE_PIXELS: u64 = 512 * 1024;
 /// our own instead, down then across, freeing the source before the result exists: the result's
 /// size less at the peak (2.4 MB for a 1200-px variant of a 9.4 MP photo), for one more fresh
 /// buffer to fill (measured in BENCHMARKS.md). The same arithmetic either way.
-fn resize(
+pub(crate) fn resize(
     resizer: &mut Resizer,
     source: Image<'static>,
     (width, height): (u32, u32),
@@ -551,7 +556,7 @@ mod tests {
         let pixels: Vec<u8> = (0..w * h * 3)
             .map(|i| ((i * 37 + (i / 900) * 11) % 256) as u8)
             .collect();
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        let options = lanczos3();
         let mut resizer = Resizer::new();
         let mut results = Vec::new();
         for split in [false, true] {

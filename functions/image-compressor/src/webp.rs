@@ -13,7 +13,7 @@
 
 use domain::image::fit_within;
 use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{PixelType, Resizer};
 use image::metadata::Orientation;
 use libwebp_sys::{
     VP8StatusCode, WebPBitstreamFeatures, WebPDecode, WebPDecoderConfig, WebPEncodeRGB, WebPFree,
@@ -21,7 +21,7 @@ use libwebp_sys::{
 };
 
 use crate::jpeg::{scale_numerator, DecodeLimits};
-use crate::pipeline::{check_pixels, ImageError};
+use crate::pipeline::{check_pixels, lanczos3, resize, ImageError};
 
 pub(crate) struct Decoded {
     /// RGBA (4 bytes a pixel, straight alpha) when the file has alpha, else RGB.
@@ -197,12 +197,7 @@ fn resize_plane(
 ) -> Result<Vec<u8>, ImageError> {
     let source = Image::from_vec_u8(from.0, from.1, plane, PixelType::U8)
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let mut target = Image::new(to.0, to.1, PixelType::U8);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    resizer
-        .resize(&source, &mut target, &options)
-        .map_err(|e| ImageError::Encode(e.to_string()))?;
-    Ok(target.into_vec())
+    Ok(resize(resizer, source, to, &lanczos3(), false)?.into_vec())
 }
 
 /// VP8's colours: ITU-R BT.601 with studio-range luma (16-235) and chroma (16-240). Fixed point
@@ -347,9 +342,8 @@ mod tests {
         // The same reduction done the plain way: libwebp's RGB at full size, then Lanczos.
         let source = Image::from_vec_u8(4096, 4096, full.pixels, PixelType::U8x3).unwrap();
         let mut expected = Image::new(400, 400, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
         Resizer::new()
-            .resize(&source, &mut expected, &options)
+            .resize(&source, &mut expected, &lanczos3())
             .unwrap();
         let (got, want) = (&small.pixels, expected.buffer());
         assert_eq!(got.len(), want.len());
