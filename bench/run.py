@@ -115,6 +115,7 @@ def original_luma(path):
     return luma(original(path))
 
 
+@functools.lru_cache(maxsize=16)
 def reference(path, size):
     """The original's luma resized straight to `size` with Lanczos-3 in floating point: no JPEG, no
     8-bit rounding between the passes, and none of the contestants' own resize code."""
@@ -123,6 +124,7 @@ def reference(path, size):
     return np.clip(lanczos_weights(h, size[1]) @ (full @ lanczos_weights(w, size[0]).T), 0, 255)
 
 
+@functools.lru_cache(maxsize=16)
 def pillow_reference(path, size):
     """The reference of reports before 2026-12-02: Pillow's own 8-bit Lanczos resize, which is also
     the Pillow pipeline's image before encoding whenever it decodes at full size."""
@@ -151,9 +153,10 @@ def images(quick):
                 scores, scores_pillow = [], []
                 for v in r["variants"]:
                     with Image.open(out_dir / f"{v['name']}.jpg") as produced:
-                        got = luma(produced)
-                        scores.append(ssim(got, reference(path, produced.size)))
-                        scores_pillow.append(ssim(got, pillow_reference(path, produced.size)))
+                        # Cached: every engine's variant of this image has the same sizes.
+                        got, size = luma(produced), tuple(produced.size)
+                        scores.append(ssim(got, reference(path, size)))
+                        scores_pillow.append(ssim(got, pillow_reference(path, size)))
                 r.update(image=name, seed=label, ssim=sum(scores) / len(scores),
                          ssim_pillow_ref=sum(scores_pillow) / len(scores_pillow))
                 rows.append(r)
