@@ -2,6 +2,7 @@
 
     python tools/moto_server.py              # free port, printed on stdout; stops when stdin closes
     python tools/moto_server.py --port 4566 --serve-forever   # fixed port, stops on SIGTERM
+    python tools/moto_server.py --sqs-dedup-seconds 3        # FIFO dedup window shortened for a test
 
 Stopping when stdin closes means a test binary that holds the pipe can never leave an orphan: when it
 exits, however it exits, the OS closes the pipe and this server shuts down.
@@ -46,7 +47,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--serve-forever", action="store_true", help="ignore stdin; stop on SIGTERM")
+    parser.add_argument(
+        "--sqs-dedup-seconds",
+        type=int,
+        help="FIFO deduplication window (AWS: 300 s), shortened so a test can outlive it",
+    )
     args = parser.parse_args()
+    if args.sqs_dedup_seconds is not None:
+        import moto.sqs.models
+
+        moto.sqs.models.DEDUPLICATION_TIME_IN_SECONDS = args.sqs_dedup_seconds
 
     app = SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

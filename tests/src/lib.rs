@@ -47,6 +47,12 @@ pub fn emulator() -> &'static Emulator {
 }
 
 fn start_emulator() -> Emulator {
+    start_emulator_with(&[])
+}
+
+/// A separate emulator with launcher options (`tools/moto_server.py --help`), for a test that needs
+/// the emulator to behave differently; it stops when the returned value is dropped.
+pub fn start_emulator_with(options: &[&str]) -> Emulator {
     let python = python();
     assert!(
         python.exists(),
@@ -55,6 +61,7 @@ fn start_emulator() -> Emulator {
     );
     let mut child = Command::new(&python)
         .arg(workspace_root().join("tools/moto_server.py"))
+        .args(options)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

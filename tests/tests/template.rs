@@ -181,11 +181,12 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
 }
 
 /// Read by the code with a documented default, deliberately not set by the template.
-const OPTIONAL: [&str; 4] = [
+const OPTIONAL: [&str; 5] = [
     "CACHE_CONTROL",
     "BACKGROUND_COLOR",
     "MAX_DECODE_BYTES",
     "PAGE_TOKEN_SECRET",
+    "PAYMENT_SEND_WINDOW_SECS",
 ];
 
 #[test]

@@ -5,17 +5,26 @@
 //! Per message: poison (invalid JSON or order) is parked on the dead-letter queue with its reason and
 //! acknowledged; a transient failure is reported in `batchItemFailures` so SQS redelivers only that
 //! message; a redelivered order finishes only the side effects its record says are not yet done.
+//!
+//! Two cases are parked after validation: an order id already stored for a different order (the
+//! message is not applied), and a payment request that may have been sent while the record never
+//! got its flag, once the payment queue's deduplication window has passed (sending again could
+//! charge twice; see `Order::payment_window_open`).
 
 pub mod config;
 
+use std::time::Duration;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{
-    parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, PaymentRequest,
+    parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, ParkReason, PaymentRequest,
     PoisonReason, Reservation,
 };
 use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue};
 use domain::PortError;
 use futures::future::join_all;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// A message body parsed into an order, or the reason it never can be.
 type Parsed = Result<OrderRequest, PoisonReason>;
@@ -26,8 +35,14 @@ pub struct Processor<O, P, N, D> {
     pub payments: P,
     pub notifier: N,
     pub dead_letters: D,
-    pub clock: fn() -> String,
+    pub clock: fn() -> OffsetDateTime,
+    /// How long after an order is created a payment request may still be sent (`PAYMENT_SEND_WINDOW_SECS`).
+    pub payment_window: Duration,
 }
+
+/// Four minutes: a minute short of the payment queue's five-minute deduplication window, which
+/// leaves room for the send itself (bounded by the SDK operation timeout) and clock skew.
+pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(240);
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +59,8 @@ pub enum Outcome {
     Retry(PortError),
 }
 
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
 }
 
 impl<O, P, N, D> Processor<O, P, N, D>
@@ -63,8 +76,15 @@ where
             payments,
             notifier,
             dead_letters,
-            clock: now_rfc3339,
+            clock: OffsetDateTime::now_utc,
+            payment_window: DEFAULT_PAYMENT_WINDOW,
         }
+    }
+
+    /// The same processor with another payment window (validated by `Config`).
+    pub fn with_payment_window(mut self, window: Duration) -> Self {
+        self.payment_window = window;
+        self
     }
 
     /// Processes a batch; the response lists exactly the messages SQS must deliver again.
@@ -144,7 +164,8 @@ where
                 };
             }
         };
-        let order = Order::new(&request, OrderStatus::Confirmed, Vec::new(), (self.clock)());
+        let created_at = rfc3339((self.clock)());
+        let order = Order::new(&request, OrderStatus::Confirmed, Vec::new(), created_at);
         let (order, fresh) = match self.orders.reserve(&order).await {
             Ok(Reservation::Reserved) => (order, true),
             Ok(Reservation::AlreadyExists) => match self.existing(&order.order_id).await {
@@ -172,13 +193,38 @@ where
             // moves the message to the dead-letter queue, so nothing is lost or half-applied.
             Err(e) => return Outcome::Retry(e),
         };
-        if let Err(e) = self.finish_side_effects(&order).await {
-            return Outcome::Retry(e);
+        let differences = order.differences_from(&request);
+        if !differences.is_empty() {
+            return self
+                .park(message_id, body, ParkReason::OrderIdReused(differences))
+                .await;
+        }
+        match self.finish_side_effects(&order).await {
+            Ok(Finished::Done) => {}
+            Ok(Finished::PaymentUnconfirmed) => {
+                return self
+                    .park(message_id, body, ParkReason::PaymentUnconfirmed)
+                    .await
+            }
+            Err(e) => return Outcome::Retry(e),
         }
         match (fresh, order.status) {
             (false, _) => Outcome::AlreadyProcessed,
             (true, OrderStatus::Confirmed) => Outcome::Confirmed,
             (true, OrderStatus::CancelledInsufficientInventory) => Outcome::Cancelled,
+        }
+    }
+
+    /// Parks a validated message that must not be applied as it stands; acknowledged only once parked.
+    async fn park(&self, message_id: &str, body: &str, reason: ParkReason) -> Outcome {
+        tracing::error!(message_id, reason_code = reason.code(), reason = %reason, "order parked");
+        match self
+            .dead_letters
+            .park(body, message_id, reason.code(), &reason.to_string())
+            .await
+        {
+            Ok(()) => Outcome::Parked,
+            Err(e) => Outcome::Retry(e),
         }
     }
 
@@ -190,11 +236,16 @@ where
 
     /// Sends what the order record says is not yet done, then records what succeeded (even when a
     /// later step failed), so a redelivery repeats nothing that already happened.
-    async fn finish_side_effects(&self, order: &Order) -> Result<(), PortError> {
+    ///
+    /// A payment still due once its send window has closed is not sent (it may have been sent
+    /// before, outside the queue's deduplication from now on); the order's event still goes out.
+    async fn finish_side_effects(&self, order: &Order) -> Result<Finished, PortError> {
         let mut paid = false;
         let mut notified = false;
         let mut failure = None;
-        if order.needs_payment() {
+        let payment_unconfirmed = order.needs_payment()
+            && !order.payment_window_open((self.clock)(), self.payment_window);
+        if order.needs_payment() && !payment_unconfirmed {
             match self
                 .payments
                 .request_payment(&PaymentRequest::for_order(order))
@@ -215,8 +266,18 @@ where
                 failure.get_or_insert(e);
             }
         }
-        failure.map_or(Ok(()), Err)
+        match failure {
+            Some(e) => Err(e),
+            None if payment_unconfirmed => Ok(Finished::PaymentUnconfirmed),
+            None => Ok(Finished::Done),
+        }
     }
+}
+
+/// What `finish_side_effects` left undone on purpose.
+enum Finished {
+    Done,
+    PaymentUnconfirmed,
 }
 
 fn failure(message: &SqsMessage) -> BatchItemFailure {

@@ -28,7 +28,8 @@ async fn main() -> Result<(), Error> {
             &config.order_events_topic_arn,
         ),
         SqsDeadLetters::new(sqs, &config.orders_dlq_url),
-    );
+    )
+    .with_payment_window(config.payment_window);
     let (processor, telemetry) = (&processor, &telemetry);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let response: SqsBatchResponse = telemetry

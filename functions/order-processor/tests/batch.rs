@@ -287,3 +287,131 @@ async fn every_message_of_a_batch_can_fail_independently() {
     let response = p.process_batch(event).await;
     assert_eq!(failures(&response).len(), 1);
 }
+
+thread_local! {
+    /// Seconds the simulated clock is ahead of real time (tokio tests run on one thread).
+    static CLOCK_AHEAD: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn simulated_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::seconds(CLOCK_AHEAD.with(|c| c.get()))
+}
+
+fn advance_clock(seconds: i64) {
+    CLOCK_AHEAD.with(|c| c.set(c.get() + seconds));
+}
+
+#[tokio::test]
+async fn a_payment_is_never_sent_again_once_the_dedup_window_has_passed() {
+    let mut p = processor();
+    p.clock = simulated_now;
+    let body = order_body("ord-window", &[("widget", 1)]);
+    // The payment goes out, then the flag write fails on two deliveries in a row.
+    for _ in 0..2 {
+        p.orders
+            .faults
+            .fail_next("mark_done", PortError::Throttled("dynamodb".into()));
+    }
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(_)
+    ));
+    assert_eq!(p.payments.sent().len(), 1);
+    // A redelivery within the window sends again: the FIFO queue drops it as a duplicate.
+    advance_clock(60);
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(_)
+    ));
+    assert_eq!(p.payments.sent().len(), 2, "resent inside the window");
+    // Six minutes after the first send the queue would accept a repeat as new: it must not happen.
+    advance_clock(300);
+    assert_eq!(p.process_message("m1", &body).await, Outcome::Parked);
+    assert_eq!(
+        p.payments.sent().len(),
+        2,
+        "no payment request after the deduplication window"
+    );
+    let parked = p.dead_letters.parked();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].reason_code, "PAYMENT_UNCONFIRMED");
+    assert_eq!(parked[0].body, body);
+    assert!(
+        parked[0].reason.contains("payment service"),
+        "{}",
+        parked[0].reason
+    );
+    // Nothing half-applied: stock deducted once, the event went out (repeats carry one event id
+    // for consumers to drop), and the flag stays false so an operator sees the payment unconfirmed.
+    assert_eq!(p.orders.stock("widget"), Some(9));
+    let order = p.orders.order("ord-window").unwrap();
+    assert!(!order.payment_requested && order.notification_sent);
+    let ids: std::collections::BTreeSet<String> = p
+        .notifier
+        .published()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn the_payment_window_counts_from_the_order_record_not_the_delivery() {
+    let mut p = processor().with_payment_window(std::time::Duration::from_secs(30));
+    p.clock = simulated_now;
+    let body = order_body("ord-late", &[("widget", 1)]);
+    p.payments
+        .faults
+        .fail_next("request_payment", PortError::Unavailable("sqs".into()));
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(_)
+    ));
+    advance_clock(31);
+    assert_eq!(p.process_message("m1", &body).await, Outcome::Parked);
+    assert!(p.payments.sent().is_empty());
+    assert_eq!(
+        p.dead_letters.parked()[0].reason_code,
+        "PAYMENT_UNCONFIRMED"
+    );
+}
+
+#[tokio::test]
+async fn a_reused_order_id_with_other_contents_is_parked_not_dropped() {
+    let p = processor();
+    let first = order_body("ord-reused", &[("widget", 1), ("gadget", 2)]);
+    assert_eq!(p.process_message("m1", &first).await, Outcome::Confirmed);
+    // The same order with its lines in another order is a duplicate, not a new order.
+    let reordered = order_body("ord-reused", &[("gadget", 2), ("widget", 1)]);
+    assert_eq!(
+        p.process_message("m2", &reordered).await,
+        Outcome::AlreadyProcessed
+    );
+    assert!(p.dead_letters.parked().is_empty());
+    // Other lines under the same id: parked with the reason, nothing deducted or sent.
+    let other = order_body("ord-reused", &[("widget", 5)]);
+    assert_eq!(p.process_message("m3", &other).await, Outcome::Parked);
+    let mut other_user: serde_json::Value = serde_json::from_str(&first).unwrap();
+    other_user["user_id"] = "u2".into();
+    other_user["total_amount"] = "99.00".into();
+    let other_user = other_user.to_string();
+    assert_eq!(p.process_message("m4", &other_user).await, Outcome::Parked);
+    let parked = p.dead_letters.parked();
+    assert_eq!(parked.len(), 2);
+    assert_eq!(parked[0].reason_code, "ORDER_ID_REUSED");
+    assert_eq!(parked[0].body, other);
+    assert!(parked[0].reason.contains("items"), "{}", parked[0].reason);
+    assert!(
+        parked[1].reason.contains("user_id") && parked[1].reason.contains("total_amount"),
+        "{}",
+        parked[1].reason
+    );
+    assert!(
+        !parked[1].reason.contains("u2") && !parked[1].reason.contains("99"),
+        "names, not values"
+    );
+    assert_eq!(p.orders.stock("widget"), Some(9));
+    assert_eq!(p.orders.stock("gadget"), Some(8));
+    assert_eq!(p.payments.sent().len(), 1);
+    assert_eq!(p.notifier.published().len(), 1);
+}

@@ -3,6 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::validation::ValidationErrors;
 
@@ -349,6 +353,84 @@ impl Order {
     pub fn event_id(&self) -> String {
         format!("{}:{}", self.status.event_type().as_str(), self.order_id)
     }
+
+    /// The fields in which `request` differs from this stored order (empty when it is the same
+    /// order: same user, same lines in any order, same total). Names only, never values.
+    pub fn differences_from(&self, request: &OrderRequest) -> Vec<&'static str> {
+        fn sorted(lines: &[OrderLine]) -> Vec<(&str, u32)> {
+            let mut lines: Vec<(&str, u32)> = lines
+                .iter()
+                .map(|l| (l.product_id.as_str(), l.quantity))
+                .collect();
+            lines.sort_unstable();
+            lines
+        }
+        let mut differ = Vec::new();
+        if self.user_id != request.user_id {
+            differ.push("user_id");
+        }
+        if sorted(&self.items) != sorted(&request.items) {
+            differ.push("items");
+        }
+        if self.total != request.total {
+            differ.push("total_amount");
+        }
+        differ
+    }
+
+    /// Whether a payment request may still be sent for this order at `now`.
+    ///
+    /// The payment queue drops a repeat of a message only within five minutes of the first send
+    /// (`PAYMENT_DEDUP_WINDOW_SECS`). Every send for an order happens after its record was created,
+    /// so when every send also happens before `created_at + window` (with `window` safely shorter than
+    /// the dedup window) any repeat falls inside the window of the send that went through: no
+    /// payment is requested twice, however long a later step keeps failing. A record whose
+    /// `created_at` cannot be read is treated as closed: the safe answer is not to send.
+    pub fn payment_window_open(&self, now: OffsetDateTime, window: Duration) -> bool {
+        OffsetDateTime::parse(&self.created_at, &Rfc3339)
+            .map(|created| now < created + window)
+            .unwrap_or(false)
+    }
+}
+
+/// How long SQS FIFO queues remember a deduplication id.
+pub const PAYMENT_DEDUP_WINDOW_SECS: u64 = 300;
+
+/// Why an order was parked after it passed validation (reason code, reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParkReason {
+    /// The order id is already stored for a different order: this message was not applied.
+    OrderIdReused(Vec<&'static str>),
+    /// A payment request may have been sent, the flag saying so was never recorded, and the
+    /// queue's deduplication window has passed: sending again could charge twice.
+    PaymentUnconfirmed,
+}
+
+impl ParkReason {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ParkReason::OrderIdReused(_) => "ORDER_ID_REUSED",
+            ParkReason::PaymentUnconfirmed => "PAYMENT_UNCONFIRMED",
+        }
+    }
+}
+
+impl std::fmt::Display for ParkReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParkReason::OrderIdReused(fields) => write!(
+                f,
+                "order id already names a different order (differs in {}); this message was not applied",
+                fields.join(", ")
+            ),
+            ParkReason::PaymentUnconfirmed => write!(
+                f,
+                "the payment request for this order may already have been sent and its record was never \
+                 marked; the payment queue's deduplication window has passed, so it was not sent again: \
+                 ask the payment service whether it has this order id before sending it by hand"
+            ),
+        }
+    }
 }
 
 /// The message sent to the payment queue.
@@ -523,5 +605,73 @@ mod tests {
             EventType::OrderCancelled
         );
         assert_eq!(PaymentRequest::for_order(&confirmed).amount, "10.00");
+    }
+
+    fn stored(created_at: &str) -> Order {
+        let request = OrderRequest {
+            order_id: "o1".into(),
+            user_id: "u1".into(),
+            items: vec![
+                OrderLine {
+                    product_id: "a".into(),
+                    quantity: 1,
+                },
+                OrderLine {
+                    product_id: "b".into(),
+                    quantity: 2,
+                },
+            ],
+            total: Money(500),
+        };
+        Order::new(
+            &request,
+            OrderStatus::Confirmed,
+            Vec::new(),
+            created_at.into(),
+        )
+    }
+
+    #[test]
+    fn the_payment_window_closes_at_created_at_plus_the_window() {
+        let order = stored("2026-12-01T10:00:00Z");
+        let at = |t: &str| OffsetDateTime::parse(t, &Rfc3339).unwrap();
+        let window = Duration::from_secs(240);
+        assert!(order.payment_window_open(at("2026-12-01T10:00:00Z"), window));
+        assert!(order.payment_window_open(at("2026-12-01T10:03:59Z"), window));
+        assert!(!order.payment_window_open(at("2026-12-01T10:04:00Z"), window));
+        assert!(!order.payment_window_open(at("2026-12-02T10:00:00Z"), window));
+        // An unreadable creation time never allows a send.
+        assert!(!stored("yesterday").payment_window_open(at("2026-12-01T10:00:00Z"), window));
+    }
+
+    #[test]
+    fn differences_name_fields_and_ignore_line_order() {
+        let order = stored("2026-12-01T10:00:00Z");
+        let mut request = OrderRequest {
+            order_id: "o1".into(),
+            user_id: "u1".into(),
+            items: vec![
+                OrderLine {
+                    product_id: "b".into(),
+                    quantity: 2,
+                },
+                OrderLine {
+                    product_id: "a".into(),
+                    quantity: 1,
+                },
+            ],
+            total: Money(500),
+        };
+        assert!(order.differences_from(&request).is_empty());
+        request.items[0].quantity = 3;
+        request.user_id = "u2".into();
+        request.total = Money(501);
+        assert_eq!(
+            order.differences_from(&request),
+            ["user_id", "items", "total_amount"]
+        );
+        let reason = ParkReason::OrderIdReused(order.differences_from(&request));
+        assert_eq!(reason.code(), "ORDER_ID_REUSED");
+        assert!(!reason.to_string().contains("u2"));
     }
 }
