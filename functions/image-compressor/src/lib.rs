@@ -20,7 +20,7 @@ use domain::PortError;
 use serde_json::Value;
 
 use crate::event::{metadata_value, records, Record, Upload};
-use crate::pipeline::{process_image, ImageError, PipelineConfig};
+use crate::pipeline::{process_image, ImageError, PipelineConfig, Processed};
 
 /// What the handler needs to know (the rest of `config::Config` is for building AWS clients).
 #[derive(Debug, Clone)]
@@ -31,9 +31,14 @@ pub struct Settings {
     pub pipeline: PipelineConfig,
 }
 
+/// The image work for one object: `pipeline::process_image`.
+pub type Pipeline = fn(&[u8], &PipelineConfig) -> Result<Processed, ImageError>;
+
 pub struct Compressor<S> {
     pub store: S,
     pub settings: Arc<Settings>,
+    /// `process_image`; a field so a test can put a pipeline that really panics in its place.
+    pub pipeline: Pipeline,
 }
 
 /// What happened to one record.
@@ -79,6 +84,7 @@ impl<S: ObjectStore> Compressor<S> {
         Self {
             store,
             settings: Arc::new(settings),
+            pipeline: process_image,
         }
     }
 
@@ -192,12 +198,10 @@ impl<S: ObjectStore> Compressor<S> {
         };
         let original_size = bytes.len();
         // CPU-bound work off the async executor; a panic there is contained by the pipeline.
-        let settings = self.settings.clone();
+        let (settings, pipeline) = (self.settings.clone(), self.pipeline);
         let started = std::time::Instant::now();
         let processed =
-            match tokio::task::spawn_blocking(move || process_image(&bytes, &settings.pipeline))
-                .await
-            {
+            match tokio::task::spawn_blocking(move || pipeline(&bytes, &settings.pipeline)).await {
                 Ok(Ok(processed)) => processed,
                 Ok(Err(e)) => return skip(e),
                 Err(_) => return skip(ImageError::DecoderPanic),

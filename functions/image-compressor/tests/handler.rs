@@ -329,3 +329,61 @@ async fn webp_twins_are_written_and_checked_like_the_jpegs() {
     let small = c.store.object(DEST, "small/photos/garden.webp").unwrap();
     assert!(small.body.starts_with(b"RIFF"));
 }
+
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The real pipeline, except that it panics (as a decoder bug would) on a PNG.
+fn panics_on_png(
+    bytes: &[u8],
+    config: &PipelineConfig,
+) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+    if bytes.starts_with(b"\x89PNG") {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("a decoder bug met this image");
+    }
+    image_compressor::pipeline::process_image(bytes, config)
+}
+
+#[tokio::test]
+async fn a_panic_in_the_pipeline_skips_that_record_and_the_instance_lives_on() {
+    let mut c = compressor();
+    c.pipeline = panics_on_png;
+    c.store.insert(
+        SOURCE,
+        "uploads/spring-rgba.png",
+        image("good/spring-rgba-1600x1200.png"),
+    );
+    c.store
+        .insert(SOURCE, "uploads/not-an-image.jpg", b"plain text".to_vec());
+    c.store.insert(
+        SOURCE,
+        "uploads/storm-exif-orientation6.jpg",
+        image("good/storm-exif-orientation6-gps.jpg"),
+    );
+    let outcomes = c.handle(event("s3-multiple-records.json")).await.unwrap();
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "it really panicked"
+    );
+    assert!(
+        matches!(&outcomes[0], RecordOutcome::Skipped(r) if r.contains("DECODER_PANIC")),
+        "the panicking record is reported, not retried: {:?}",
+        outcomes[0]
+    );
+    assert!(matches!(&outcomes[1], RecordOutcome::Skipped(_)));
+    assert_eq!(
+        outcomes[2],
+        RecordOutcome::Written(4),
+        "the next record still runs"
+    );
+    assert!(c.store.keys(DEST).iter().all(|k| !k.contains("spring")));
+    // The same instance takes the next invocation.
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    let next = c.handle(event("s3-put-emulator.json")).await.unwrap();
+    assert_eq!(next, [RecordOutcome::Written(4)]);
+}
