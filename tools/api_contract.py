@@ -133,7 +133,9 @@ def main():
 
         tokens = {
             "admin": gw.make_token(SECRET, {"sub": ADMIN, "cognito:groups": ["admin"]}),
-            "owner": gw.make_token(SECRET, {"sub": MEMBER, "cognito:groups": ["staff"]}),
+            # A member's ID token carries the address they verified: the only one their profile may use.
+            "owner": gw.make_token(SECRET, {"sub": MEMBER, "cognito:groups": ["staff"],
+                                            "email": "grace@example.com", "email_verified": True}),
             "other member": gw.make_token(SECRET, {"sub": OTHER}),
             "forged token": gw.make_token("not-the-secret", {"sub": ADMIN, "cognito:groups": ["admin"]}),
             "no token": None,

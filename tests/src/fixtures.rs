@@ -36,6 +36,14 @@ pub fn api_event(
             let claims = &mut e["requestContext"]["authorizer"]["jwt"]["claims"];
             claims["sub"] = s.into();
             claims["cognito:groups"] = if admin { "[admin]" } else { "[staff]" }.into();
+            // A member's token carries the email they send as its verified claim.
+            let sent = body
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                .and_then(|b| b["email"].as_str().map(str::to_string));
+            if let (false, Some(email)) = (admin, sent) {
+                claims["email"] = email.into();
+                claims["email_verified"] = "true".into();
+            }
         }
         None => {
             if let Some(ctx) = e["requestContext"].as_object_mut() {

@@ -246,3 +246,20 @@ async fn unreachable_endpoint_is_unavailable_not_a_hang() {
     assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn a_service_error_names_its_service_code_and_request_id() {
+    let config = h::sdk_config().await;
+    let store = DynamoUserStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        h::unique("no-such-table"),
+    );
+    let error = store.get(Uuid::new_v4()).await.unwrap_err();
+    let origin = error.origin().expect("a dependency failure");
+    assert_eq!(
+        (origin.service, origin.code),
+        ("dynamodb", "ResourceNotFoundException"),
+        "{error}"
+    );
+    assert_ne!(origin.request_id, "-", "the emulator's request id: {error}");
+}

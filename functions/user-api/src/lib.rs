@@ -12,10 +12,11 @@ use std::time::Instant;
 use domain::page_token::PageTokens;
 use domain::ports::UserStore;
 use domain::user::{
-    authorize, parse_new_user, parse_patch, parse_replacement, timestamp, Caller, User, UserAction,
-    UserChanges, MAX_BODY_BYTES,
+    authorize, authorize_email, parse_new_user, parse_patch, parse_replacement, timestamp, Caller,
+    User, UserAction, UserChanges, MAX_BODY_BYTES,
 };
 use domain::validation::ValidationErrors;
+use domain::PortError;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -79,7 +80,12 @@ fn stage(request: &Request) -> Option<String> {
     }
 }
 
-/// `cognito:groups` arrives as a JSON array, a JSON-array string, or API Gateway's `[admin staff]`.
+/// `cognito:groups` as API Gateway passes it on: a JSON array (a direct invocation), the HTTP API's
+/// rendering of an array as `[admin staff]`, or the REST API's plain string for one group.
+///
+/// Cognito group names may contain commas, quotes and brackets but never whitespace, so the only
+/// separator is whitespace: a group named `x,admin` or `"admin"` is that group, never `admin`.
+/// Nothing is parsed as JSON from inside a string, since a group name could make it look like JSON.
 pub fn parse_groups(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items
@@ -88,31 +94,38 @@ pub fn parse_groups(value: &Value) -> Vec<String> {
             .collect(),
         Value::String(text) => {
             let text = text.trim();
-            if let Ok(list) = serde_json::from_str::<Vec<String>>(text) {
-                return list;
-            }
-            text.trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .map(|g| g.trim_matches('"'))
-                .filter(|g| !g.is_empty())
-                .map(str::to_string)
-                .collect()
+            let inner = text
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or(text);
+            inner.split_whitespace().map(str::to_string).collect()
         }
         _ => Vec::new(),
     }
 }
 
+/// The `email` claim, only when the identity provider says it was verified (`email_verified`
+/// `true`, as a boolean or, flattened by API Gateway, as a string). Normalised like a profile email.
+fn verified_email(email: Option<&str>, verified: Option<&str>) -> Option<String> {
+    (verified == Some("true"))
+        .then_some(email?)
+        .and_then(|e| domain::user::validate_email(e).ok())
+}
+
 /// The verified caller from the authorizer's claims (HTTP API JWT or REST Cognito authorizer).
 pub fn caller(request: &Request) -> Option<Caller> {
-    let (sub, groups) = match request.request_context_ref()? {
+    let (sub, groups, verified_email) = match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(ctx) => {
             let claims = &ctx.authorizer.as_ref()?.jwt.as_ref()?.claims;
             let groups = claims
                 .get("cognito:groups")
                 .map(|g| parse_groups(&Value::String(g.clone())))
                 .unwrap_or_default();
-            (claims.get("sub")?.clone(), groups)
+            let email = verified_email(
+                claims.get("email").map(String::as_str),
+                claims.get("email_verified").map(String::as_str),
+            );
+            (claims.get("sub")?.clone(), groups, email)
         }
         RequestContext::ApiGatewayV1(ctx) => {
             let claims = ctx.authorizer.fields.get("claims")?;
@@ -121,12 +134,22 @@ pub fn caller(request: &Request) -> Option<Caller> {
                 .get("cognito:groups")
                 .map(parse_groups)
                 .unwrap_or_default();
-            (sub, groups)
+            let verified = match claims.get("email_verified") {
+                Some(Value::Bool(true)) => Some("true"),
+                Some(Value::String(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            let email = verified_email(claims.get("email").and_then(Value::as_str), verified);
+            (sub, groups, email)
         }
         _ => return None,
     };
     let subject = sub.trim().to_string();
-    (!subject.is_empty()).then_some(Caller { subject, groups })
+    (!subject.is_empty()).then_some(Caller {
+        subject,
+        groups,
+        verified_email,
+    })
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -239,8 +262,8 @@ fn problem_response(error: &ApiError) -> Response<Body> {
                 headers.insert("allow", v);
             }
         }
-        ApiError::Unavailable(seconds) => {
-            headers.insert("retry-after", HeaderValue::from(*seconds));
+        ApiError::Unavailable { retry_after, .. } => {
+            headers.insert("retry-after", HeaderValue::from(*retry_after));
         }
         ApiError::Unauthorized => {
             headers.insert("www-authenticate", HeaderValue::from_static("Bearer"));
@@ -291,6 +314,20 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
     let method = request.method().as_str().to_string();
     let route = route(request.uri().path(), stage(&request).as_deref());
     let result = dispatch(api, &request, route.as_ref()).await;
+    if let Some(origin) = result
+        .as_ref()
+        .err()
+        .and_then(ApiError::cause)
+        .and_then(PortError::origin)
+    {
+        // Where the failure came from, for a fix or a support case: never the message or the input.
+        tracing::error!(
+            aws_service = origin.service,
+            error_code = origin.code,
+            aws_request_id = origin.request_id,
+            "a dependency failed the request"
+        );
+    }
     let mut response = result.unwrap_or_else(|e| problem_response(&e));
     apply_cors(
         &mut response,
@@ -348,6 +385,21 @@ async fn dispatch<S: UserStore>(
         (Route::Item(id), "PUT") => change(api, request, &caller, parse_id(id)?, false).await,
         (Route::Item(id), "PATCH") => change(api, request, &caller, parse_id(id)?, true).await,
         (Route::Item(id), _) => delete(api, request, &caller, parse_id(id)?).await,
+    }
+}
+
+/// A store error as the caller may see it: an address held by another profile is named only to
+/// admins, who can list every user anyway; a member is not told whose address it is, or that
+/// another profile exists at all.
+fn store_error(caller: &Caller, e: PortError) -> ApiError {
+    match e {
+        PortError::AlreadyExists(what) if what == "email" && !caller.is_admin() => {
+            ApiError::Conflict(
+                "your profile cannot be saved with this email; an administrator can resolve it"
+                    .into(),
+            )
+        }
+        other => other.into(),
     }
 }
 
@@ -422,8 +474,12 @@ async fn create<S: UserStore>(
         })?,
     };
     forbid(caller, UserAction::Create(user_id))?;
+    authorize_email(caller, &new_user.email).map_err(|f| ApiError::Forbidden(f.0))?;
     let user = new_user.into_user(user_id, timestamp((api.clock)()));
-    api.store.create(&user).await?;
+    api.store
+        .create(&user)
+        .await
+        .map_err(|e| store_error(caller, e))?;
     let mut response = user_response(201, &user);
     let location = format!("{}/{}", request.uri().path().trim_end_matches('/'), user_id);
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -461,9 +517,15 @@ async fn change<S: UserStore>(
     } else {
         parse_replacement(body)?
     };
+    if let Some(email) = &changes.email {
+        authorize_email(caller, email).map_err(|f| ApiError::Forbidden(f.0))?;
+    }
     let current = current_matching(api, request, id).await?;
     let updated = current.with_changes(&changes, timestamp((api.clock)()));
-    api.store.update(&current, &updated).await?;
+    api.store
+        .update(&current, &updated)
+        .await
+        .map_err(|e| store_error(caller, e))?;
     Ok(user_response(200, &updated))
 }
 

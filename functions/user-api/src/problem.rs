@@ -17,9 +17,12 @@ pub enum ApiError {
     PreconditionFailed,
     UnsupportedMediaType,
     /// A dependency is throttling or unreachable: retry after the given seconds.
-    Unavailable(u32),
+    Unavailable {
+        retry_after: u32,
+        cause: PortError,
+    },
     /// A dependency refused a request we built: our fault, not the caller's.
-    Internal,
+    Internal(PortError),
 }
 
 impl ApiError {
@@ -34,8 +37,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -50,8 +53,8 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::PreconditionFailed => ("precondition-failed", "The user has changed"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
-            ApiError::Unavailable(_) => ("unavailable", "Temporarily unavailable"),
-            ApiError::Internal => ("internal", "Internal error"),
+            ApiError::Unavailable { .. } => ("unavailable", "Temporarily unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
 
@@ -73,8 +76,18 @@ impl ApiError {
                 "If-Match does not match the user's current ETag; fetch it again".into()
             }
             ApiError::UnsupportedMediaType => "send the body as application/json".into(),
-            ApiError::Unavailable(_) => "a dependency is busy or unreachable; retry shortly".into(),
-            ApiError::Internal => "the request could not be completed".into(),
+            ApiError::Unavailable { .. } => {
+                "a dependency is busy or unreachable; retry shortly".into()
+            }
+            ApiError::Internal(_) => "the request could not be completed".into(),
+        }
+    }
+
+    /// The dependency failure behind a 5xx, for the log (never for the response body).
+    pub fn cause(&self) -> Option<&PortError> {
+        match self {
+            ApiError::Unavailable { cause, .. } | ApiError::Internal(cause) => Some(cause),
+            _ => None,
         }
     }
 
@@ -111,9 +124,15 @@ impl From<PortError> for ApiError {
                 ApiError::Conflict("a user with this id already exists".into())
             }
             PortError::VersionMismatch => ApiError::PreconditionFailed,
-            PortError::Throttled(_) => ApiError::Unavailable(1),
-            PortError::Unavailable(_) => ApiError::Unavailable(2),
-            PortError::Rejected(_) => ApiError::Internal,
+            PortError::Throttled(_) => ApiError::Unavailable {
+                retry_after: 1,
+                cause: e,
+            },
+            PortError::Unavailable(_) => ApiError::Unavailable {
+                retry_after: 2,
+                cause: e,
+            },
+            PortError::Rejected(_) => ApiError::Internal(e),
         }
     }
 }

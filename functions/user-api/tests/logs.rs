@@ -76,6 +76,23 @@ async fn info_logs_carry_no_personal_data() {
         &custom("POST", "/users", Some(&broken), Some(OTHER), false),
     )
     .await;
+    // A failing dependency: the cause is logged (service, error code, request id), not its message,
+    // which here quotes an address.
+    api.store.faults.fail_next(
+        "get",
+        domain::PortError::Rejected(
+            "dynamodb: ValidationException request-id=REQ-7 bad key grace.private@example.com"
+                .into(),
+        ),
+    );
+    let failed = call(&api, &custom("GET", &item, None, Some(MEMBER), false)).await;
+    assert_eq!(failed.status, 500);
+    api.store.faults.fail_next(
+        "get",
+        domain::PortError::Throttled("dynamodb: ThrottlingException request-id=REQ-8".into()),
+    );
+    let throttled = call(&api, &custom("GET", &item, None, Some(MEMBER), false)).await;
+    assert_eq!(throttled.status, 503);
     call(&api, &custom("DELETE", &item, None, Some(MEMBER), false)).await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
@@ -87,6 +104,25 @@ async fn info_logs_carry_no_personal_data() {
     assert!(lines
         .iter()
         .all(|l| l["level"] == "INFO" || l["level"] == "WARN" || l["level"] == "ERROR"));
+    let causes: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .filter(|l| l["level"] == "ERROR")
+        .map(|l| {
+            (
+                l["aws_service"].as_str().unwrap_or_default(),
+                l["error_code"].as_str().unwrap_or_default(),
+                l["aws_request_id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("dynamodb", "ValidationException", "REQ-7"),
+            ("dynamodb", "ThrottlingException", "REQ-8")
+        ],
+        "every 5xx logs its cause: {text}"
+    );
     for secret in secrets
         .iter()
         .chain(&["Brewster", "grace.private", "not-an-email"])

@@ -372,11 +372,20 @@ fn groups_arrive_in_every_shape() {
         parse_groups(&Value::String("[admin staff]".into())),
         ["admin", "staff"]
     );
-    assert_eq!(
-        parse_groups(&Value::String(r#"["admin","staff"]"#.into())),
-        ["admin", "staff"]
-    );
     assert_eq!(parse_groups(&Value::String("admin".into())), ["admin"]);
+    // Group names may hold commas, quotes and brackets (never whitespace): each is one group.
+    for (claim, group) in [
+        ("[x,admin]", "x,admin"),
+        ("x,admin", "x,admin"),
+        (r#"["admin"]"#, r#""admin""#),
+        ("[[admin]]", "[admin]"),
+    ] {
+        assert_eq!(
+            parse_groups(&Value::String(claim.into())),
+            [group],
+            "{claim}"
+        );
+    }
     assert_eq!(
         parse_groups(&Value::String("[]".into())),
         Vec::<String>::new()

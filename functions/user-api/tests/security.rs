@@ -282,3 +282,181 @@ fn with_if_match_header(mut event: Value, tag: &str) -> Value {
     event["headers"]["if-match"] = format!("\"{tag}\"").into();
     event
 }
+
+/// A member's event whose token says `email` (verified or not), whatever the body sends.
+fn member_with_claim(
+    method: &str,
+    path: &str,
+    body: &Value,
+    sub: &str,
+    email: &str,
+    verified: &str,
+) -> Value {
+    let mut e = custom(method, path, Some(&body.to_string()), Some(sub), false);
+    let claims = &mut e["requestContext"]["authorizer"]["jwt"]["claims"];
+    claims["email"] = email.into();
+    claims["email_verified"] = verified.into();
+    e
+}
+
+#[tokio::test]
+async fn members_may_only_use_their_verified_email() {
+    let api = api();
+    let mine = json!({"user_id": NEWCOMER, "name": "Ada", "email": "Ada@Example.com"});
+    let someone_elses = json!({"user_id": NEWCOMER, "name": "Ada", "email": "ceo@example.com"});
+    // Squatting another address: refused before the store is touched.
+    for (body, claim, verified) in [
+        (&someone_elses, "ada@example.com", "true"),
+        (&mine, "ada@example.com", "false"),
+        (&mine, "", "true"),
+    ] {
+        let r = call(
+            &api,
+            &member_with_claim("POST", "/users", body, NEWCOMER, claim, verified),
+        )
+        .await;
+        assert_eq!(
+            r.status, 403,
+            "{body} with claim {claim:?}/{verified}: {}",
+            r.body
+        );
+        assert!(r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("verified email"));
+    }
+    assert_eq!(api.store.faults.total_calls(), 0);
+    let created = call(
+        &api,
+        &member_with_claim("POST", "/users", &mine, NEWCOMER, "ada@example.com", "true"),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // Changing the address later follows the same rule; a name-only change needs no claim.
+    let item = format!("/users/{NEWCOMER}");
+    let to_other = json!({"email": "ceo@example.com"});
+    let r = call(
+        &api,
+        &member_with_claim(
+            "PATCH",
+            &item,
+            &to_other,
+            NEWCOMER,
+            "ada@example.com",
+            "true",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let replace = json!({"name": "Ada", "email": "ceo@example.com"});
+    let r = call(
+        &api,
+        &member_with_claim("PUT", &item, &replace, NEWCOMER, "ada@example.com", "true"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let rename = json!({"name": "Ada L."});
+    let r = call(
+        &api,
+        &member_with_claim("PATCH", &item, &rename, NEWCOMER, "", "false"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Admins may give any profile any address.
+    let by_admin = json!({"name": "Chief", "email": "ceo@example.com"}).to_string();
+    let r = call(
+        &api,
+        &custom("POST", "/users", Some(&by_admin), Some(ADMIN), true),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[tokio::test]
+async fn no_member_response_reveals_that_another_account_holds_an_address() {
+    let api = api_with_member().await; // MEMBER holds grace@example.com
+                                       // Probing someone else's address gives the same answer whether it is taken or free.
+    let probe = |email: &str| json!({"user_id": NEWCOMER, "name": "Probe", "email": email});
+    let taken = call(
+        &api,
+        &member_with_claim(
+            "POST",
+            "/users",
+            &probe("grace@example.com"),
+            NEWCOMER,
+            "me@example.com",
+            "true",
+        ),
+    )
+    .await;
+    let free = call(
+        &api,
+        &member_with_claim(
+            "POST",
+            "/users",
+            &probe("free@example.com"),
+            NEWCOMER,
+            "me@example.com",
+            "true",
+        ),
+    )
+    .await;
+    assert_eq!((taken.status, &taken.body), (free.status, &free.body));
+    // A member whose own verified address is held by another profile learns nothing about it.
+    let own = call(
+        &api,
+        &member_with_claim(
+            "POST",
+            "/users",
+            &probe("grace@example.com"),
+            NEWCOMER,
+            "grace@example.com",
+            "true",
+        ),
+    )
+    .await;
+    assert_eq!(own.status, 409, "{}", own.body);
+    let detail = own.body["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("another") && !detail.contains("already"),
+        "{detail}"
+    );
+    // Admins are told precisely (they can list every user anyway).
+    let by_admin = json!({"name": "Dup", "email": "grace@example.com"}).to_string();
+    let r = call(
+        &api,
+        &custom("POST", "/users", Some(&by_admin), Some(ADMIN), true),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    assert!(r.body["detail"].as_str().unwrap().contains("another user"));
+}
+
+#[tokio::test]
+async fn a_group_named_like_admin_is_not_admin() {
+    let api = api_with_member().await;
+    for groups in ["[x,admin]", "x,admin", r#"["admin"]"#, "[staff,admin]"] {
+        let mut e = custom("GET", "/users", None, Some(MEMBER), false);
+        e["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = groups.into();
+        let r = call(&api, &e).await;
+        assert_eq!(r.status, 403, "{groups}: {}", r.body);
+        assert!(r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("administrators"));
+    }
+    // The REST API (v1) passes claims as strings too: the same rule.
+    let mut v1 = event_json("get-user-rest-v1.json");
+    v1["requestContext"]["authorizer"]["claims"]["cognito:groups"] = "staff,admin".into();
+    v1["path"] = "/users".into();
+    v1["resource"] = "/users".into();
+    v1["requestContext"]["path"] = "/dev/users".into();
+    v1["requestContext"]["resourcePath"] = "/users".into();
+    v1["pathParameters"] = Value::Null;
+    let r = call(&api, &v1).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("administrators"));
+}

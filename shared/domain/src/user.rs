@@ -262,6 +262,9 @@ pub fn validate_email(raw: &str) -> Result<String, String> {
 pub struct Caller {
     pub subject: String,
     pub groups: Vec<String>,
+    /// The identity provider's verified e-mail address (the `email` claim when `email_verified` is
+    /// true), normalised like a profile's; `None` when the token carries no verified address.
+    pub verified_email: Option<String>,
 }
 
 pub const ADMIN_GROUP: &str = "admin";
@@ -306,6 +309,20 @@ pub fn authorize(caller: &Caller, action: UserAction) -> Result<(), Forbidden> {
             Err(Forbidden("you may only access your own profile"))
         }
         _ => Ok(()),
+    }
+}
+
+/// Members may give their profile only the address they proved they own; admins any address.
+///
+/// This is what stops a member from reserving someone else's address (squatting it) and from
+/// probing which addresses are taken: the only address a member can ever be told about is their own.
+pub fn authorize_email(caller: &Caller, email: &str) -> Result<(), Forbidden> {
+    if caller.is_admin() || caller.verified_email.as_deref() == Some(email) {
+        Ok(())
+    } else {
+        Err(Forbidden(
+            "your profile's email must be the verified email of your sign-in (the email claim of your ID token)",
+        ))
     }
 }
 
@@ -491,10 +508,12 @@ mod tests {
         let member = Caller {
             subject: me.to_string(),
             groups: vec!["staff".into()],
+            verified_email: Some("me@example.com".into()),
         };
         let admin = Caller {
             subject: "someone".into(),
             groups: vec!["admin".into()],
+            verified_email: None,
         };
         for action in [
             UserAction::List,
@@ -517,7 +536,13 @@ mod tests {
         let not_uuid = Caller {
             subject: "not-a-uuid".into(),
             groups: vec![],
+            verified_email: None,
         };
         assert!(authorize(&not_uuid, UserAction::Read(me)).is_err());
+
+        assert!(authorize_email(&member, "me@example.com").is_ok());
+        assert!(authorize_email(&member, "someone.else@example.com").is_err());
+        assert!(authorize_email(&not_uuid, "me@example.com").is_err());
+        assert!(authorize_email(&admin, "anyone@example.com").is_ok());
     }
 }
