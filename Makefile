@@ -135,9 +135,15 @@ chaos: setup ## Chaos soak: order workers killed and restarted (CHAOS_ORDERS=200
 	cargo run --quiet -p integration-tests --bin chaos -- \
 	  --orders $(CHAOS_ORDERS) --workers $(CHAOS_WORKERS) --kill-rate $(CHAOS_KILL_RATE)
 
-deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod for production
+# The environment's parameter_overrides from samconfig.toml (a command-line override replaces them all).
+SAM_OVERRIDES = $(PY) -c 'import sys, tomllib; print(tomllib.load(open("samconfig.toml", "rb"))[sys.argv[1]]["deploy"]["parameters"]["parameter_overrides"])'
+
+deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod ALARM_EMAIL=ops@example.com for production
+	@if [ "$${ENV:-default}" = prod ] && [ -z "$${ALARM_EMAIL:-}" ]; then \
+	  echo "deploy: ENV=prod needs ALARM_EMAIL=<address> so that alarms reach someone (the template's ProdAlarmsReachSomeone rule refuses the stack without it)"; exit 2; fi
 	sam build
-	sam deploy --config-env $${ENV:-default}
+	sam deploy --config-env $${ENV:-default} \
+	  $${ALARM_EMAIL:+--parameter-overrides "$$($(SAM_OVERRIDES) $${ENV:-default}) AlarmEmail=$$ALARM_EMAIL"}
 
 clean: ## Remove build output and local state (keeps .venv)
 	cargo clean

@@ -1,5 +1,6 @@
-//! template.yaml and the code agree: binaries, environment variables, IAM actions, dead-letter
-//! queues and their alarms.
+//! template.yaml and the code agree: binaries, environment variables, IAM grants (exactly what the
+//! code calls, per resource), dead-letter queues and their alarms; and the template's own safety
+//! rules: bounded concurrency, alarms that reach someone in prod, closed sign-up, pinned KMS grants.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,40 +28,54 @@ fn resources(t: &Value) -> &serde_yaml::Mapping {
     t["Resources"].as_mapping().unwrap()
 }
 
+/// (logical resource, IAM action): `UsersTable/index` stands for the table's indexes.
+type Grant = (String, String);
+
 struct Function {
     id: String,
     binary: String,
     env: BTreeMap<String, Value>,
-    actions: BTreeSet<String>,
+    grants: BTreeSet<Grant>,
     props: Value,
 }
 
-/// What SAM's policy templates grant (from the SAM policy template definitions).
-fn sam_policy_actions(name: &str) -> &'static [&'static str] {
-    match name {
-        "DynamoDBCrudPolicy" => &[
-            "dynamodb:GetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:PutItem",
-            "dynamodb:Scan",
-            "dynamodb:Query",
-            "dynamodb:UpdateItem",
-            "dynamodb:BatchWriteItem",
-            "dynamodb:BatchGetItem",
-            "dynamodb:DescribeTable",
-            "dynamodb:ConditionCheckItem",
-        ],
-        "S3ReadPolicy" => &[
-            "s3:GetObject",
-            "s3:ListBucket",
-            "s3:GetBucketLocation",
-            "s3:GetObjectVersion",
-            "s3:GetLifecycleConfiguration",
-        ],
-        "SQSSendMessagePolicy" => &["sqs:SendMessage", "sqs:SendMessageBatch"],
-        "SNSPublishMessagePolicy" => &["sns:Publish"],
-        "KMSDecryptPolicy" => &["kms:Decrypt"],
-        other => panic!("policy template {other} is not in the test's table"),
+/// The `${...}` placeholders of a `!Sub` string.
+fn placeholders(text: &str) -> Vec<&str> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(inner, _)| inner))
+        .collect()
+}
+
+/// The logical resource a value names: `!Ref X`, `!GetAtt X.Arn`, `!Sub "${X.Arn}/index/..."`
+/// (`X/index`), `!Sub "${X.Arn}/*"` (`X`), or a bucket named by the same `!Sub` as its `BucketName`
+/// (the upload bucket is named, not referenced, to keep the S3 trigger free of a cycle).
+fn resource_of(t: &Value, v: &Value) -> String {
+    let (kind, text) = tag(v).unwrap_or_else(|| panic!("{v:?} names no stack resource"));
+    match kind.as_str() {
+        "Ref" => text,
+        "GetAtt" => text.trim_end_matches(".Arn").to_string(),
+        "Sub" => {
+            if let Some(id) = placeholders(&text)
+                .into_iter()
+                .find_map(|p| p.strip_suffix(".Arn"))
+            {
+                return if text.contains("/index/") {
+                    format!("{id}/index")
+                } else {
+                    id.to_string()
+                };
+            }
+            resources(t)
+                .iter()
+                .find_map(|(id, r)| {
+                    tag(&r["Properties"]["BucketName"])
+                        .filter(|(k, name)| k == "Sub" && text.contains(name.as_str()))
+                        .map(|_| id.as_str().unwrap().to_string())
+                })
+                .unwrap_or_else(|| panic!("!Sub {text:?} names no stack resource"))
+        }
+        other => panic!("!{other} {text:?} names no stack resource"),
     }
 }
 
@@ -85,29 +100,34 @@ fn functions(t: &Value) -> Vec<Function> {
                 env.insert(k.as_str().unwrap().to_string(), v.clone());
             }
         }
-        let mut actions = BTreeSet::new();
+        let mut grants = BTreeSet::new();
         for policy in props["Policies"].as_sequence().into_iter().flatten() {
             for (name, body) in policy.as_mapping().unwrap() {
-                let name = name.as_str().unwrap();
-                if name == "Statement" {
-                    for statement in body.as_sequence().unwrap() {
-                        assert_ne!(
-                            statement["Resource"].as_str(),
-                            Some("*"),
-                            "{id:?}: no * resources"
-                        );
-                        match &statement["Action"] {
-                            Value::String(a) => {
-                                actions.insert(a.clone());
-                            }
-                            Value::Sequence(list) => {
-                                actions.extend(list.iter().map(|a| a.as_str().unwrap().to_string()))
-                            }
-                            other => panic!("unexpected Action {other:?}"),
-                        }
+                // SAM's policy templates grant more than the code calls (Scan, batches, ...).
+                assert_eq!(
+                    name.as_str(),
+                    Some("Statement"),
+                    "{id:?}: inline statements only, so every grant is one the code uses"
+                );
+                for statement in body.as_sequence().unwrap() {
+                    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                    assert_ne!(
+                        statement["Resource"].as_str(),
+                        Some("*"),
+                        "{id:?}: no * resources"
+                    );
+                    let actions: Vec<String> = match &statement["Action"] {
+                        Value::String(a) => vec![a.clone()],
+                        Value::Sequence(list) => list
+                            .iter()
+                            .map(|a| a.as_str().unwrap().to_string())
+                            .collect(),
+                        other => panic!("unexpected Action {other:?}"),
+                    };
+                    for action in &actions {
+                        assert!(!action.contains('*'), "{id:?}: no wildcard action {action}");
+                        grants.insert((resource_of(t, &statement["Resource"]), action.clone()));
                     }
-                } else {
-                    actions.extend(sam_policy_actions(name).iter().map(|a| a.to_string()));
                 }
             }
         }
@@ -118,7 +138,7 @@ fn functions(t: &Value) -> Vec<Function> {
                 .unwrap()
                 .to_string(),
             env,
-            actions,
+            grants,
             props,
         });
     }
@@ -255,33 +275,296 @@ fn environment_variables_match_what_the_code_reads() {
     }
 }
 
-#[test]
-fn every_sdk_action_is_allowed_by_the_function_policy() {
-    let t = template();
-    let adapters_of = |binary: &str| -> Vec<&'static [&'static str]> {
-        match binary {
-            "image-compressor" => vec![adapters::s3::S3_OBJECT_STORE_ACTIONS],
-            "user-api" => vec![adapters::dynamo_users::DYNAMO_USER_STORE_ACTIONS],
-            "order-processor" => vec![
-                adapters::dynamo_orders::DYNAMO_ORDER_STORE_ACTIONS,
-                adapters::sqs::SQS_SEND_ACTIONS,
-                adapters::sns::SNS_PUBLISH_ACTIONS,
-            ],
-            other => panic!("no adapter table for {other}"),
-        }
+/// What each function's code calls, per resource: the adapters' action tables applied to the
+/// resources its environment names, plus the KMS key of every encrypted queue or topic it sends to,
+/// is fed by, or fails over to.
+fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
+    use adapters::{aws, dynamo_orders, dynamo_users, s3, sns, sqs};
+    let on = |variable: &str| resource_of(t, &f.env[variable]);
+    let mut needs: Vec<(String, &[&str])> = match f.binary.as_str() {
+        "image-compressor" => vec![
+            (on("SOURCE_BUCKET"), s3::S3_READ_ACTIONS),
+            (on("DESTINATION_BUCKET"), s3::S3_READ_ACTIONS),
+            (on("DESTINATION_BUCKET"), s3::S3_WRITE_ACTIONS),
+        ],
+        "user-api" => vec![
+            (on("USERS_TABLE"), dynamo_users::DYNAMO_USER_TABLE_ACTIONS),
+            (
+                format!("{}/index", on("USERS_TABLE")),
+                dynamo_users::DYNAMO_USER_INDEX_ACTIONS,
+            ),
+        ],
+        "order-processor" => vec![
+            (on("ORDERS_TABLE"), dynamo_orders::ORDERS_TABLE_ACTIONS),
+            (
+                on("INVENTORY_TABLE"),
+                dynamo_orders::INVENTORY_TABLE_ACTIONS,
+            ),
+            (on("PAYMENT_QUEUE_URL"), sqs::SQS_SEND_ACTIONS),
+            (on("ORDERS_DLQ_URL"), sqs::SQS_SEND_ACTIONS),
+            (on("ORDER_EVENTS_TOPIC_ARN"), sns::SNS_PUBLISH_ACTIONS),
+        ],
+        other => panic!("no adapter table for {other}"),
     };
+    // Queues and topics the function touches, including those Lambda touches with its role.
+    let mut touched: Vec<String> = needs.iter().map(|(r, _)| r.clone()).collect();
+    for event in f.props["Events"].as_mapping().into_iter().flatten() {
+        if event.1["Type"].as_str() == Some("SQS") {
+            touched.push(resource_of(t, &event.1["Properties"]["Queue"]));
+        }
+    }
+    let on_failure = &f.props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"];
+    if !on_failure.is_null() {
+        touched.push(resource_of(t, on_failure));
+    }
+    for resource in touched {
+        let key = &t["Resources"][resource.as_str()]["Properties"]["KmsMasterKeyId"];
+        if !key.is_null() {
+            needs.push((resource_of(t, key), aws::KMS_ENCRYPTED_TARGET_ACTIONS));
+        }
+    }
+    needs
+        .into_iter()
+        .flat_map(|(resource, actions)| {
+            actions
+                .iter()
+                .map(move |a| (resource.clone(), a.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_is_granted_exactly_what_its_code_calls() {
+    let t = template();
     for f in functions(&t) {
-        for actions in adapters_of(&f.binary) {
-            for action in actions.iter() {
+        let needed = grants_the_code_needs(&t, &f);
+        let missing: Vec<_> = needed.difference(&f.grants).collect();
+        let unused: Vec<_> = f.grants.difference(&needed).collect();
+        assert!(missing.is_empty(), "{}: policy lacks {missing:?}", f.id);
+        assert!(
+            unused.is_empty(),
+            "{}: policy grants what the code never calls: {unused:?}",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn the_grant_check_catches_an_over_grant_and_a_missing_grant() {
+    // The check above, on a copy of the template with one action added and one removed.
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    for (from, to, what) in [
+        (
+            "Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem]",
+            "Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem, dynamodb:Scan]",
+            "dynamodb:Scan",
+        ),
+        (
+            "Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem]",
+            "Action: [dynamodb:GetItem, dynamodb:PutItem]",
+            "dynamodb:DeleteItem",
+        ),
+    ] {
+        assert!(text.contains(from));
+        let changed: Value = serde_yaml::from_str(&text.replacen(from, to, 1)).unwrap();
+        let f = functions(&changed)
+            .into_iter()
+            .find(|f| f.binary == "user-api")
+            .unwrap();
+        let needed = grants_the_code_needs(&changed, &f);
+        let differs = needed.symmetric_difference(&f.grants).collect::<Vec<_>>();
+        assert_eq!(
+            differs,
+            [&("UsersTable".to_string(), what.to_string())],
+            "{what}"
+        );
+    }
+}
+
+/// A tiny evaluator for the intrinsic functions `Rules` use, over parameter values.
+fn eval(v: &Value, params: &BTreeMap<&str, &str>) -> Value {
+    match tag(v) {
+        Some((kind, name)) if kind == "Ref" => Value::String(params[name.as_str()].to_string()),
+        Some(_) => {
+            let Value::Tagged(tagged) = v else {
+                unreachable!()
+            };
+            let args: Vec<Value> = tagged
+                .value
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| eval(a, params))
+                .collect();
+            Value::Bool(match tagged.tag.to_string().trim_start_matches('!') {
+                "Equals" => args[0] == args[1],
+                "Not" => !args[0].as_bool().unwrap(),
+                "And" => args.iter().all(|a| a.as_bool().unwrap()),
+                "Or" => args.iter().any(|a| a.as_bool().unwrap()),
+                other => panic!("no evaluator for !{other}"),
+            })
+        }
+        None => v.clone(),
+    }
+}
+
+/// Whether CloudFormation would accept these parameters under the template's `Rules`.
+fn rules_accept(t: &Value, params: &BTreeMap<&str, &str>) -> bool {
+    t["Rules"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .all(|(_, rule)| {
+            let applies = rule["RuleCondition"].is_null()
+                || eval(&rule["RuleCondition"], params).as_bool().unwrap();
+            !applies
+                || rule["Assertions"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .all(|a| eval(&a["Assert"], params).as_bool().unwrap())
+        })
+}
+
+#[test]
+fn alarms_must_reach_someone_in_prod() {
+    let t = template();
+    let params = |stage, email| BTreeMap::from([("Stage", stage), ("AlarmEmail", email)]);
+    assert!(
+        !rules_accept(&t, &params("prod", "")),
+        "prod without an address"
+    );
+    assert!(rules_accept(&t, &params("prod", "ops@example.com")));
+    assert!(rules_accept(&t, &params("dev", "")), "optional for dev");
+    let subscription = &t["Resources"]["AlarmEmailSubscription"];
+    assert_eq!(subscription["Condition"].as_str(), Some("HasAlarmEmail"));
+    assert_eq!(
+        tag(&subscription["Properties"]["TopicArn"]),
+        Some(("Ref".into(), "AlarmTopic".into()))
+    );
+}
+
+#[test]
+fn every_function_has_bounded_concurrency() {
+    let t = template();
+    for f in functions(&t) {
+        let reserved = &f.props["ReservedConcurrentExecutions"];
+        let skips_reservation_check = t["Resources"][f.id.as_str()]["Metadata"]["checkov"]["skip"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|s| s["id"].as_str() == Some("CKV_AWS_115"));
+        if !reserved.is_null() {
+            let (_, parameter) = tag(reserved).expect("a parameter");
+            assert!(t["Parameters"][parameter.as_str()]["MinValue"].as_u64() >= Some(1));
+            assert!(!skips_reservation_check, "{}: reserved, yet skipped", f.id);
+            continue;
+        }
+        // Without a reservation every source must bound it (what the checkov skip claims).
+        assert!(skips_reservation_check, "{}", f.id);
+        for (name, event) in f.props["Events"].as_mapping().into_iter().flatten() {
+            let bounded = match event["Type"].as_str() {
+                Some("SQS") => event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+                    .as_u64()
+                    .is_some(),
+                Some("HttpApi") => {
+                    let api = resource_of(&t, &event["Properties"]["ApiId"]);
+                    let route = &t["Resources"][api.as_str()]["Properties"]["DefaultRouteSettings"];
+                    route["ThrottlingRateLimit"].as_u64().is_some()
+                        && route["ThrottlingBurstLimit"].as_u64().is_some()
+                }
+                // An S3 notification invokes asynchronously once per object: nothing bounds it.
+                _ => false,
+            };
+            assert!(
+                bounded,
+                "{}: event {name:?} leaves concurrency unbounded",
+                f.id
+            );
+        }
+    }
+}
+
+#[test]
+fn uploads_are_not_filtered_by_a_case_sensitive_suffix() {
+    let t = template();
+    for f in functions(&t) {
+        for (name, event) in f.props["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("S3") {
+                // S3 suffix filters are case-sensitive (`.jpg` misses `IMG.JPG`); the function
+                // reads the format from the bytes, so it takes every object.
                 assert!(
-                    f.actions.contains(*action),
-                    "{}: policy lacks {action} (has {:?})",
-                    f.id,
-                    f.actions
+                    event["Properties"]["Filter"].is_null(),
+                    "{}: {name:?} filters uploads",
+                    f.id
                 );
             }
         }
     }
+}
+
+#[test]
+fn sign_up_is_by_invitation_only() {
+    let t = template();
+    let pools: Vec<_> = resources(&t)
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Cognito::UserPool"))
+        .collect();
+    assert_eq!(pools.len(), 1);
+    for pool in pools {
+        assert_eq!(
+            pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            pool["Properties"]["AutoVerifiedAttributes"][0].as_str(),
+            Some("email")
+        );
+    }
+}
+
+#[test]
+fn kms_grants_to_services_are_pinned_to_this_account() {
+    let t = template();
+    let mut checked = 0;
+    for r in resources(&t).values() {
+        if r["Type"].as_str() != Some("AWS::KMS::Key") {
+            continue;
+        }
+        for statement in r["Properties"]["KeyPolicy"]["Statement"]
+            .as_sequence()
+            .unwrap()
+        {
+            if statement["Principal"]["Service"].is_null() {
+                continue;
+            }
+            checked += 1;
+            let condition = &statement["Condition"];
+            let source_account = tag(&condition["StringEquals"]["aws:SourceAccount"])
+                == Some(("Ref".into(), "AWS::AccountId".into()));
+            // Or an encryption context naming an ARN of this account (how CloudWatch Logs is pinned).
+            let context_in_account = ["ArnLike", "ArnEquals"].iter().any(|op| {
+                condition[*op]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .any(|(k, v)| {
+                        k.as_str()
+                            .unwrap_or_default()
+                            .starts_with("kms:EncryptionContext:")
+                            && tag(v).is_some_and(|(kind, text)| {
+                                kind == "Sub" && text.contains("${AWS::AccountId}")
+                            })
+                    })
+            });
+            assert!(
+                source_account || context_in_account,
+                "{:?} grants a service the key without pinning it to this account",
+                statement["Sid"]
+            );
+        }
+    }
+    assert!(checked >= 2);
 }
 
 fn alarm_on_queue(t: &Value, queue: &str) -> bool {

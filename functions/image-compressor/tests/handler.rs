@@ -387,3 +387,38 @@ async fn a_panic_in_the_pipeline_skips_that_record_and_the_instance_lives_on() {
     let next = c.handle(event("s3-put-emulator.json")).await.unwrap();
     assert_eq!(next, [RecordOutcome::Written(4)]);
 }
+
+#[tokio::test]
+async fn the_format_comes_from_the_bytes_whatever_the_name() {
+    // With no suffix filter on the trigger, every upload arrives: upper-case extensions, none at
+    // all, and files that are not images.
+    let c = compressor();
+    let mut e = event("s3-multiple-records.json");
+    let uploads = [
+        ("uploads/IMG_0001.JPG", image("good/storm-1920x1280.jpg")),
+        ("uploads/scan", image("good/spring-rgba-1600x1200.png")),
+        ("uploads/notes.txt", b"not an image at all".to_vec()),
+    ];
+    for (record, (key, bytes)) in e["Records"].as_array_mut().unwrap().iter_mut().zip(uploads) {
+        record["s3"]["object"]["key"] = key.into();
+        c.store.insert(SOURCE, key, bytes);
+    }
+    let outcomes = c.handle(e).await.unwrap();
+    assert_eq!(outcomes[0], RecordOutcome::Written(4));
+    assert_eq!(outcomes[1], RecordOutcome::Written(4));
+    assert!(
+        matches!(&outcomes[2], RecordOutcome::Skipped(r) if r.contains("UNSUPPORTED_FORMAT")),
+        "{:?}",
+        outcomes[2]
+    );
+    let keys = c.store.keys(DEST);
+    assert!(
+        keys.contains(&"large/uploads/IMG_0001.jpg".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"thumbnail/uploads/scan.jpg".to_string()),
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|k| !k.contains("notes")));
+}

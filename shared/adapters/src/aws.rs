@@ -16,6 +16,9 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
         .await
 }
 
+/// What sending to (or receiving from) a KMS-encrypted queue or topic needs on its key.
+pub const KMS_ENCRYPTED_TARGET_ACTIONS: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
+
 pub fn timeouts(settings: &AwsSettings) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(settings.connect_timeout)

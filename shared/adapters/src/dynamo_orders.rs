@@ -78,13 +78,17 @@ fn order_from_item(item: &Item) -> Result<Order, PortError> {
     })
 }
 
-/// IAM actions the order processor performs through this adapter (transactions are authorised per
-/// contained action; `set_stock` and `stock` are seeding tools, not used by the function).
-pub const DYNAMO_ORDER_STORE_ACTIONS: &[&str] = &[
-    "dynamodb:UpdateItem",
+/// IAM actions the order processor performs on the orders table through this adapter (the
+/// reservation transaction's `Put` is authorised as `PutItem`; `mark_done` updates, `get` reads).
+pub const ORDERS_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:PutItem",
     "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
 ];
+
+/// IAM actions on the inventory table: the reservation transaction's `Update` per line. (`set_stock`
+/// and `stock` are seeding tools run with an operator's credentials, not the function's.)
+pub const INVENTORY_TABLE_ACTIONS: &[&str] = &["dynamodb:UpdateItem"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoOrderStore {

@@ -63,13 +63,16 @@ fn user_from_item(item: &Item) -> Result<User, PortError> {
     })
 }
 
-/// IAM actions this adapter performs (transactions are authorised per contained action).
-pub const DYNAMO_USER_STORE_ACTIONS: &[&str] = &[
+/// IAM actions this adapter performs on the table (`Put` and `Delete` inside transactions are
+/// authorised per contained action).
+pub const DYNAMO_USER_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
-    "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
 ];
+
+/// IAM actions on the `ByEntity` index (`list`).
+pub const DYNAMO_USER_INDEX_ACTIONS: &[&str] = &["dynamodb:Query"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoUserStore {

@@ -10,9 +10,12 @@ use domain::PortError;
 
 use crate::errors::classify;
 
-/// IAM actions this adapter performs (`HeadObject` needs `s3:GetObject`, and `s3:ListBucket` to see
-/// a missing key as 404 rather than 403).
-pub const S3_OBJECT_STORE_ACTIONS: &[&str] = &["s3:GetObject", "s3:PutObject", "s3:ListBucket"];
+/// IAM actions of `head` and `get` on a bucket (`HeadObject` needs `s3:GetObject`, and `s3:ListBucket`
+/// to see a missing key as 404 rather than 403).
+pub const S3_READ_ACTIONS: &[&str] = &["s3:GetObject", "s3:ListBucket"];
+
+/// IAM actions of `put`.
+pub const S3_WRITE_ACTIONS: &[&str] = &["s3:PutObject"];
 
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {

@@ -7,8 +7,9 @@ use domain::PortError;
 
 use crate::errors::classify;
 
-/// IAM actions of this adapter; the topic is KMS-encrypted, so publishing needs the key.
-pub const SNS_PUBLISH_ACTIONS: &[&str] = &["sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"];
+/// IAM actions of this adapter on its topic (plus `aws::KMS_ENCRYPTED_TARGET_ACTIONS` on the topic's
+/// key: the topic is KMS-encrypted).
+pub const SNS_PUBLISH_ACTIONS: &[&str] = &["sns:Publish"];
 
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {

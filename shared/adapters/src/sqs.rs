@@ -18,8 +18,9 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
         .map_err(|e| PortError::Rejected(format!("sqs: bad message attribute: {e}")))
 }
 
-/// IAM actions of both SQS adapters; the suite's queues are KMS-encrypted, so sending needs the key.
-pub const SQS_SEND_ACTIONS: &[&str] = &["sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"];
+/// IAM actions of both SQS adapters on their queue (plus `aws::KMS_ENCRYPTED_TARGET_ACTIONS` on the
+/// queue's key: the suite's queues are KMS-encrypted).
+pub const SQS_SEND_ACTIONS: &[&str] = &["sqs:SendMessage"];
 
 #[derive(Debug, Clone)]
 pub struct SqsPaymentQueue {
