@@ -115,7 +115,7 @@ $(CARGO_FUZZ):
 fuzz: $(CARGO_FUZZ) ## libFuzzer on each target for FUZZ_SECS s (nightly + cargo-fuzz installed on first use)
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@mkdir -p $(addprefix fuzz/corpus/,$(FUZZ_TARGETS) image_pipeline s3_event)
-	@find functions/image-compressor/testdata -type f -size -64k ! -name '*.md' -exec cp {} fuzz/corpus/image_pipeline/ \;
+	@find functions/image-compressor/testdata -type f -size -64k ! -name '*.md' ! -name '*.py' -exec cp {} fuzz/corpus/image_pipeline/ \;
 	@cp events/image-compressor/*.json fuzz/corpus/s3_event/
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "==> fuzzing $$t for $(FUZZ_SECS) s"; \

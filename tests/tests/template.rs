@@ -201,8 +201,9 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
 }
 
 /// Read by the code with a documented default, deliberately not set by the template.
-const OPTIONAL: [&str; 5] = [
+const OPTIONAL: [&str; 6] = [
     "CACHE_CONTROL",
+    "MAX_PIXELS_PER_BYTE",
     "BACKGROUND_COLOR",
     "MAX_DECODE_BYTES",
     "PAGE_TOKEN_SECRET",

@@ -17,6 +17,10 @@ pub struct Config {
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 pub const DEFAULT_MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Twice the most any real encoder reaches: deflate expands at most 1032:1, so a 1-bit PNG holds at
+/// most about 8,300 pixels per byte (GIF's LZW and JPEG far fewer). Degenerate files beyond it, such
+/// as a blank lossless WebP of many megapixels, are refused too.
+pub const DEFAULT_MAX_PIXELS_PER_BYTE: u64 = 16_384;
 pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
 fn parse_color(name: &str, raw: &str) -> Result<[u8; 3], ConfigError> {
@@ -55,6 +59,11 @@ impl PipelineConfig {
                 Some(_) => Some(env.number_in("WEBP_QUALITY", 80, 1..=100)? as u8),
             },
             max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
+            max_pixels_per_byte: env.number_in(
+                "MAX_PIXELS_PER_BYTE",
+                DEFAULT_MAX_PIXELS_PER_BYTE,
+                1..=1_000_000_000,
+            )?,
             max_decode_bytes: env.number_in(
                 "MAX_DECODE_BYTES",
                 DEFAULT_MAX_DECODE_BYTES,

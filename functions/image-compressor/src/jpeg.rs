@@ -48,6 +48,7 @@ pub(crate) struct Decoded {
 /// What [`decode`] needs from the pipeline's configuration.
 pub(crate) struct DecodeLimits {
     pub max_pixels: u64,
+    pub max_pixels_per_byte: u64,
     pub max_decode_bytes: u64,
     /// The decoder may reduce the picture while its longest edge stays at least this long.
     pub reduce_to_edge: u32,
@@ -81,7 +82,13 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
         .from_mem(bytes)
         .map_err(corrupt)?;
     let (full_width, full_height) = (decompress.width() as u32, decompress.height() as u32);
-    crate::pipeline::check_pixels(full_width, full_height, limits.max_pixels)?;
+    crate::pipeline::check_pixels(
+        full_width,
+        full_height,
+        bytes.len(),
+        limits.max_pixels,
+        limits.max_pixels_per_byte,
+    )?;
     let grey = match decompress.color_space() {
         ColorSpace::JCS_GRAYSCALE => Some(true),
         ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => Some(false),
@@ -525,6 +532,7 @@ mod tests {
         for (reduce_to, size) in [(400, (480, 320)), (900, (960, 640)), (1000, (1920, 1280))] {
             let limits = DecodeLimits {
                 max_pixels: 100_000_000,
+                max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
                 max_decode_bytes: 1 << 30,
                 reduce_to_edge: reduce_to,
                 largest_edge: reduce_to,
@@ -591,6 +599,7 @@ mod tests {
     fn errors_from_inside_libjpeg_become_errors() {
         let limits = DecodeLimits {
             max_pixels: 100_000_000,
+            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
             reduce_to_edge: 100,
             largest_edge: 100,

@@ -30,6 +30,10 @@ pub struct PipelineConfig {
     /// Also a WebP of each variant, at this quality (`WEBP_QUALITY`).
     pub webp_quality: Option<u8>,
     pub max_pixels: u64,
+    /// At most this many pixels per byte of the file (`MAX_PIXELS_PER_BYTE`): no real encoder
+    /// compresses further, so a file past it is a decompression bomb (a 35-byte GIF announcing an
+    /// 11254x4097 canvas), refused from its header before any pixel buffer exists.
+    pub max_pixels_per_byte: u64,
     pub max_decode_bytes: u64,
     /// What transparent pixels become in a JPEG.
     pub background: [u8; 3],
@@ -119,6 +123,15 @@ pub enum ImageError {
     Unsupported,
     #[error("{width}x{height} is over the {limit}-pixel limit")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error(
+        "{width}x{height} pixels from a {bytes}-byte file is over {limit} pixels per byte (a decompression bomb?)"
+    )]
+    TooManyPixelsPerByte {
+        width: u32,
+        height: u32,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("decoding would need more memory than the {0}-byte limit")]
     TooMuchMemory(u64),
     #[error("the image is truncated (an incomplete upload?)")]
@@ -139,6 +152,7 @@ impl ImageError {
             ImageError::TooLarge { .. } => "TOO_LARGE",
             ImageError::Unsupported => "UNSUPPORTED_FORMAT",
             ImageError::TooManyPixels { .. } => "TOO_MANY_PIXELS",
+            ImageError::TooManyPixelsPerByte { .. } => "TOO_MANY_PIXELS_PER_BYTE",
             ImageError::TooMuchMemory(_) => "TOO_MUCH_MEMORY",
             ImageError::Truncated => "TRUNCATED",
             ImageError::Corrupt(_) => "CORRUPT",
@@ -200,6 +214,7 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
     let largest = config.variants.iter().map(|v| v.max_edge).max();
     let limits = jpeg::DecodeLimits {
         max_pixels: config.max_pixels,
+        max_pixels_per_byte: config.max_pixels_per_byte,
         max_decode_bytes: config.max_decode_bytes,
         reduce_to_edge: largest.map_or(u32::MAX, |edge| match config.optimize {
             // 1.5x: a 4096-px photo stays at half size (not full) for a 1200-px variant.
@@ -222,7 +237,7 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
                 upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
             }
             // CMYK and YCCK (already checked for completeness and size).
-            None => decode_generic(reader, config)?,
+            None => decode_generic(reader, bytes.len(), config)?,
         },
         ImageFormat::WebP => match webp::decode(bytes, &limits)? {
             Some(d) => {
@@ -236,9 +251,9 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
                 upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
             }
             // Animated: the first frame.
-            None => decode_generic(reader, config)?,
+            None => decode_generic(reader, bytes.len(), config)?,
         },
-        _ => decode_generic(reader, config)?,
+        _ => decode_generic(reader, bytes.len(), config)?,
     };
     finish(source, format_name, config)
 }
@@ -272,6 +287,7 @@ fn upright(
 /// Any format the `image` crate reads, under the allocation limit.
 fn decode_generic(
     mut reader: ImageReader<Cursor<&[u8]>>,
+    input_bytes: usize,
     config: &PipelineConfig,
 ) -> Result<Source, ImageError> {
     let mut limits = Limits::default();
@@ -281,7 +297,13 @@ fn decode_generic(
         .into_decoder()
         .map_err(|e| map_decode_error(e, config))?;
     let (width, height) = decoder.dimensions();
-    check_pixels(width, height, config.max_pixels)?;
+    check_pixels(
+        width,
+        height,
+        input_bytes,
+        config.max_pixels,
+        config.max_pixels_per_byte,
+    )?;
     // Not every decoder honours `max_alloc`; the decoded size is known from the header.
     if decoder.total_bytes() > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
@@ -298,12 +320,29 @@ fn decode_generic(
     })
 }
 
-pub(crate) fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), ImageError> {
-    if u64::from(width) * u64::from(height) > max_pixels {
+/// The bounds every decoder checks as soon as it knows the size, before allocating pixels.
+pub(crate) fn check_pixels(
+    width: u32,
+    height: u32,
+    input_bytes: usize,
+    max_pixels: u64,
+    max_pixels_per_byte: u64,
+) -> Result<(), ImageError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
         return Err(ImageError::TooManyPixels {
             width,
             height,
             limit: max_pixels,
+        });
+    }
+    let bytes = input_bytes as u64;
+    if pixels > max_pixels_per_byte.saturating_mul(bytes) {
+        return Err(ImageError::TooManyPixelsPerByte {
+            width,
+            height,
+            bytes,
+            limit: max_pixels_per_byte,
         });
     }
     if width == 0 || height == 0 {
@@ -330,8 +369,15 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
     });
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(corrupt)?;
+    check_palette_indices(bytes, reader.info(), &corrupt)?;
     let (width, height) = (reader.info().width, reader.info().height);
-    check_pixels(width, height, config.max_pixels)?;
+    check_pixels(
+        width,
+        height,
+        bytes.len(),
+        config.max_pixels,
+        config.max_pixels_per_byte,
+    )?;
     let icc = reader.info().icc_profile.as_ref().map(|p| p.to_vec());
     let size = reader
         .output_buffer_size()
@@ -364,6 +410,53 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
         height,
         icc,
     })
+}
+
+/// Refuses an indexed PNG whose pixels point past the end of its palette: decoders quietly paint
+/// those pixels black, which is a damaged picture, not the uploaded one.
+///
+/// Only a palette shorter than its bit depth can address needs the check (a full one cannot be
+/// overrun); then the indices are decoded once more, untransformed, and each is compared.
+fn check_palette_indices(
+    bytes: &[u8],
+    info: &png::Info,
+    corrupt: &dyn Fn(png::DecodingError) -> ImageError,
+) -> Result<(), ImageError> {
+    if info.color_type != png::ColorType::Indexed {
+        return Ok(());
+    }
+    let entries = info.palette.as_ref().map_or(0, |p| p.len() / 3);
+    let depth = info.bit_depth as u32;
+    if entries >= 1 << depth {
+        return Ok(());
+    }
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let mut indices =
+        vec![
+            0;
+            reader
+                .output_buffer_size()
+                .ok_or_else(|| ImageError::Corrupt("PNG too large to check".into()))?
+        ];
+    let frame = reader.next_frame(&mut indices).map_err(corrupt)?;
+    let per_byte = 8 / depth;
+    let mask = ((1u32 << depth) - 1) as u8;
+    let width = frame.width as usize;
+    for row in indices[..frame.buffer_size()].chunks(frame.line_size) {
+        for x in 0..width {
+            let byte = row[x / per_byte as usize];
+            let shift = 8 - depth * (x as u32 % per_byte + 1);
+            let index = (byte >> shift) & mask;
+            if usize::from(index) >= entries {
+                return Err(ImageError::Corrupt(format!(
+                    "palette index {index} is outside the {entries}-colour palette"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// From a decoded, upright image to the encoded variants.

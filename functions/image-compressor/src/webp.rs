@@ -58,7 +58,13 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
         u32::try_from(features.width).unwrap_or(0),
         u32::try_from(features.height).unwrap_or(0),
     );
-    check_pixels(full_width, full_height, limits.max_pixels)?;
+    check_pixels(
+        full_width,
+        full_height,
+        bytes.len(),
+        limits.max_pixels,
+        limits.max_pixels_per_byte,
+    )?;
     let alpha = features.has_alpha != 0;
     // `format`: 1 lossy, 2 lossless.
     let target = fit_within(full_width, full_height, limits.largest_edge);
@@ -302,6 +308,7 @@ mod tests {
     fn limits(reduce_to_edge: u32) -> DecodeLimits {
         DecodeLimits {
             max_pixels: 100_000_000,
+            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
             reduce_to_edge,
             largest_edge: reduce_to_edge,

@@ -13,6 +13,7 @@ fn config() -> PipelineConfig {
         optimize: image_compressor::pipeline::Optimize::Speed,
         webp_quality: None,
         max_pixels: 100_000_000,
+        max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],
     }
@@ -175,6 +176,15 @@ fn every_bad_file_gets_its_documented_error() {
         ("bad/png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         ("bad/jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
         ("bad/video-001-truncated-with-eoi.jpeg", "TRUNCATED"),
+        (
+            "bad/gif-35-bytes-11254x4097-screen.gif",
+            "TOO_MANY_PIXELS_PER_BYTE",
+        ),
+        ("bad/png-palette-index-out-of-range.png", "CORRUPT"),
+        (
+            "bad/png-palette-2bit-interlaced-index-out-of-range.png",
+            "CORRUPT",
+        ),
     ];
     let dir = format!("{}/testdata/bad", env!("CARGO_MANIFEST_DIR"));
     let mut listed: Vec<String> = expected.iter().map(|(f, _)| f[4..].to_string()).collect();
@@ -486,5 +496,47 @@ fn webp_with_alpha_is_flattened_and_reduced_while_decoding() {
     assert!(
         right[2] > 200 && right[0] < 60 && right[1] < 60,
         "blue kept: {right:?}"
+    );
+}
+
+#[test]
+fn the_pixels_per_byte_bound_is_the_reason_and_is_configurable() {
+    let bomb = read("bad/gif-35-bytes-11254x4097-screen.gif");
+    match process_image(&bomb, &config()) {
+        Err(ImageError::TooManyPixelsPerByte {
+            width: 11254,
+            height: 4097,
+            bytes: 35,
+            limit,
+        }) => assert_eq!(limit, image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE),
+        other => panic!("{other:?}"),
+    }
+    // Raised far enough, the same file is decoded (a 46 MP canvas): the bound alone refused it.
+    let lenient = PipelineConfig {
+        max_pixels_per_byte: 2_000_000,
+        ..config()
+    };
+    let out = process_image(&bomb, &lenient).expect("decoded once the bound allows it");
+    assert_eq!((out.width, out.height), (11254, 4097));
+    // The densest real file (a blank 1-bit 4000x4000 PNG, 2,650 pixels per byte) stays well inside.
+    let blank = read("good/png-1bit-4000x4000-blank.png");
+    let ratio = 4000 * 4000 / blank.len() as u64;
+    assert!(
+        ratio < image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE / 4,
+        "{ratio}"
+    );
+    assert!(process_image(&blank, &config()).is_ok());
+}
+
+#[test]
+fn palette_indices_are_checked_only_past_a_short_palette() {
+    // A valid short palette with padding bits set (decoders ignore padding) is accepted.
+    let ok = run("good/png-palette-2bit-3-colours-padding-bits-set.png").unwrap();
+    assert_eq!((ok.width, ok.height), (13, 7));
+    let err = run("bad/png-palette-2bit-interlaced-index-out-of-range.png").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("palette index 3 is outside the 3-colour palette"),
+        "{err}"
     );
 }
