@@ -57,6 +57,24 @@ pub(crate) struct DecodeLimits {
     pub largest_edge: u32,
 }
 
+impl DecodeLimits {
+    /// The pixel bounds for a picture of this size read from a file of `input_bytes`.
+    pub fn check_size(
+        &self,
+        width: u32,
+        height: u32,
+        input_bytes: usize,
+    ) -> Result<(), ImageError> {
+        crate::pipeline::check_pixels(
+            width,
+            height,
+            input_bytes,
+            self.max_pixels,
+            self.max_pixels_per_byte,
+        )
+    }
+}
+
 /// `Ok(None)`: a JPEG this path does not handle (CMYK, YCCK), for the generic decoder.
 pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decoded>, ImageError> {
     DAMAGE.with(|d| d.set(None));
@@ -82,13 +100,7 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
         .from_mem(bytes)
         .map_err(corrupt)?;
     let (full_width, full_height) = (decompress.width() as u32, decompress.height() as u32);
-    crate::pipeline::check_pixels(
-        full_width,
-        full_height,
-        bytes.len(),
-        limits.max_pixels,
-        limits.max_pixels_per_byte,
-    )?;
+    limits.check_size(full_width, full_height, bytes.len())?;
     let grey = match decompress.color_space() {
         ColorSpace::JCS_GRAYSCALE => Some(true),
         ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => Some(false),

@@ -21,7 +21,7 @@ use libwebp_sys::{
 };
 
 use crate::jpeg::{scale_numerator, DecodeLimits};
-use crate::pipeline::{check_pixels, lanczos3, resize, ImageError};
+use crate::pipeline::{lanczos3, resize, ImageError};
 
 pub(crate) struct Decoded {
     /// RGBA (4 bytes a pixel, straight alpha) when the file has alpha, else RGB.
@@ -58,13 +58,7 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
         u32::try_from(features.width).unwrap_or(0),
         u32::try_from(features.height).unwrap_or(0),
     );
-    check_pixels(
-        full_width,
-        full_height,
-        bytes.len(),
-        limits.max_pixels,
-        limits.max_pixels_per_byte,
-    )?;
+    limits.check_size(full_width, full_height, bytes.len())?;
     let alpha = features.has_alpha != 0;
     // `format`: 1 lossy, 2 lossless.
     let target = fit_within(full_width, full_height, limits.largest_edge);
