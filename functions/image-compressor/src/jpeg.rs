@@ -277,6 +277,12 @@ pub(crate) fn scale_numerator(longest_edge: u32, target: u32) -> u8 {
         .unwrap_or(8)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Encoder calls on this thread, for tests that count the work done.
+    pub(crate) static ENCODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Baseline JPEG of 8-bit RGB (or grey) pixels, rows top to bottom; `trellis` spends CPU on size.
 pub(crate) fn encode(
     pixels: &[u8],
@@ -286,6 +292,8 @@ pub(crate) fn encode(
     quality: u8,
     trellis: bool,
 ) -> Result<Vec<u8>, ImageError> {
+    #[cfg(test)]
+    ENCODES.with(|n| n.set(n.get() + 1));
     let channels: usize = if grey { 1 } else { 3 };
     if width == 0 || height == 0 || width > 65_500 || height > 65_500 {
         return Err(ImageError::Encode(format!(

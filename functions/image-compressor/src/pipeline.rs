@@ -507,18 +507,29 @@ fn finish(
                 .map_err(|e| ImageError::Encode(format!("colour conversion failed: {e}")))?;
             current.buffer_mut().copy_from_slice(&converted);
         }
-        let jpeg = jpeg::encode(
-            current.buffer(),
-            w,
-            h,
-            grey,
-            config.jpeg_quality,
-            config.optimize == Optimize::Size,
-        )?;
-        let webp = config
-            .webp_quality
-            .map(|quality| webp::encode(current.buffer(), w, h, grey, quality))
-            .transpose()?;
+        // A variant no larger than the picture keeps its size: when the one before has the same
+        // size it has the same pixels, so its files serve again (a 128-px upload is encoded once
+        // for the four default variants, not four times).
+        let same = encoded
+            .last()
+            .filter(|v: &&EncodedVariant| (v.width, v.height) == (w, h));
+        let (jpeg, webp) = match same {
+            Some(previous) => (previous.jpeg.clone(), previous.webp.clone()),
+            None => (
+                jpeg::encode(
+                    current.buffer(),
+                    w,
+                    h,
+                    grey,
+                    config.jpeg_quality,
+                    config.optimize == Optimize::Size,
+                )?,
+                config
+                    .webp_quality
+                    .map(|quality| webp::encode(current.buffer(), w, h, grey, quality))
+                    .transpose()?,
+            ),
+        };
         encoded.push(EncodedVariant {
             name: spec.name.clone(),
             width: w,
@@ -642,6 +653,50 @@ fn flatten(image: DynamicImage, background: [u8; 3]) -> (Vec<u8>, PixelType, boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encodes_for(width: u32, height: u32, variants: &str) -> (usize, Processed) {
+        use image::ImageEncoder;
+        let mut png = Vec::new();
+        let pixels: Vec<u8> = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(&pixels, width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let config = PipelineConfig {
+            variants: domain::image::parse_variants(variants).unwrap(),
+            jpeg_quality: 85,
+            optimize: Optimize::Size,
+            webp_quality: Some(80),
+            max_pixels: 100_000_000,
+            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
+            max_decode_bytes: 1 << 30,
+            background: [255, 255, 255],
+        };
+        let before = jpeg::ENCODES.with(|n| n.get());
+        let out = process_image(&png, &config).unwrap();
+        (jpeg::ENCODES.with(|n| n.get()) - before, out)
+    }
+
+    #[test]
+    fn variants_of_one_size_are_encoded_once() {
+        let defaults = "thumbnail:150,small:300,medium:600,large:1200";
+        // Smaller than every box: four variants, one picture, one encoding (JPEG and WebP).
+        let (encodes, out) = encodes_for(128, 85, defaults);
+        assert_eq!(encodes, 1);
+        assert_eq!(out.variants.len(), 4);
+        for v in &out.variants {
+            assert_eq!((v.width, v.height), (128, 85));
+            assert_eq!(v.jpeg, out.variants[0].jpeg);
+            assert_eq!(v.webp, out.variants[0].webp);
+            assert!(v.webp.is_some());
+        }
+        // 400 px: thumbnail, small, and one picture for medium and large.
+        let (encodes, out) = encodes_for(400, 300, defaults);
+        assert_eq!(encodes, 3);
+        let sizes: Vec<_> = out.variants.iter().map(|v| (v.width, v.height)).collect();
+        assert_eq!(sizes, [(150, 113), (300, 225), (400, 300), (400, 300)]);
+        // Larger than every box: one encoding per variant.
+        assert_eq!(encodes_for(1300, 700, defaults).0, 4);
+    }
 
     #[test]
     fn a_split_resize_matches_one_call() {
