@@ -135,6 +135,7 @@ def api_event(name, **changes):
 def tour_users():
     say("\n2. user-api: HTTP API events with JWT claims")
     steps = [
+        ("create with someone else's email", "create-user-someone-elses-email.json", 403),
         ("create (member, own profile)", "create-user.json", 201),
         ("get", "get-user.json", 200),
         ("list (admin)", "list-users.json", 200),

@@ -410,3 +410,11 @@ async fn store_is_untouched_by_rejected_requests() {
     assert_eq!(api.store.faults.total_calls(), 0);
     assert!(api.store.get(uuid::Uuid::nil()).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn the_sample_with_someone_elses_email_is_refused_before_the_store() {
+    let api = api();
+    let r = call(&api, &event_json("create-user-someone-elses-email.json")).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(api.store.faults.total_calls(), 0);
+}
