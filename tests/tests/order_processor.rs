@@ -176,13 +176,40 @@ impl<N: Notifier> Notifier for Flaky<N> {
 
 #[tokio::test]
 async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_double_apply() {
-    const PRODUCTS: usize = 5;
-    const STOCK: i64 = 90;
-    const ORDERS: usize = 250;
-    const WORKERS: usize = 8;
     let s = stack().await;
+    concurrency_run(s, 250, None).await;
+}
+
+/// The same workload where faults outlive the payment queue's deduplication window: the emulator's
+/// FIFO window is 3 s (AWS: 5 minutes), the processor's send window 1 s (default: 4 minutes), and a
+/// failed message is redelivered 2 s later. No order may be paid twice; an unrecorded payment past
+/// the window is parked, never resent.
+#[tokio::test]
+async fn faults_past_the_dedup_window_never_send_a_payment_twice() {
+    let emulator = h::start_emulator_with(&["--sqs-dedup-seconds", "3"]);
+    let config = h::sdk_config_for(&emulator.endpoint, &h::test_settings()).await;
+    let resources = h::create_order_stack(&config).await;
+    let store = resources.store(&config);
+    let s = Stack {
+        config,
+        store,
+        resources,
+    };
+    concurrency_run(s, 120, Some(Duration::from_secs(1))).await;
+}
+
+/// Eight workers drain a queue of orders (every fifth sent twice) through processors whose store,
+/// payment queue and notifier fail now and then before and after their calls commit, and SQS
+/// redelivers what failed. `payment_window`: the processor's send window, when shortened.
+async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duration>) {
+    const PRODUCTS: usize = 5;
+    const WORKERS: usize = 8;
+    let stock_each = (orders * 9 / 25) as i64; // about two thirds of the orders fit
     for p in 0..PRODUCTS {
-        s.store.set_stock(&format!("p{p}"), STOCK).await.unwrap();
+        s.store
+            .set_stock(&format!("p{p}"), stock_each)
+            .await
+            .unwrap();
     }
     let sqs = aws_sdk_sqs::Client::new(&s.config);
     let queue = h::create_queue(&s.config, "orders", false).await;
@@ -199,7 +226,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
     // 250 orders of 1-2 lines, plus every 5th sent twice: 300 messages, 20% of them duplicates.
     let mut lines_of: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
     let mut bodies = Vec::new();
-    for i in 0..ORDERS {
+    for i in 0..orders {
         let id = format!("order-{i:04}");
         let mut lines = vec![(format!("p{}", i % PRODUCTS), (i % 3 + 1) as u32)];
         if i % 2 == 0 {
@@ -218,7 +245,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         lines_of.insert(id, lines);
     }
     let total_messages = bodies.len();
-    assert_eq!(total_messages, 300);
+    assert_eq!(total_messages, orders + orders.div_ceil(5));
     for chunk in bodies.chunks(10) {
         let mut batch = sqs.send_message_batch().queue_url(&queue);
         for (n, body) in chunk.iter().enumerate() {
@@ -233,7 +260,7 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
         batch.send().await.unwrap();
     }
 
-    let processor = Arc::new(Processor::new(
+    let mut processor = Processor::new(
         Flaky::new(s.store.clone(), 29),
         Flaky::new(
             SqsPaymentQueue::new(sqs.clone(), &s.resources.payment_url),
@@ -244,7 +271,11 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
             19,
         ),
         SqsDeadLetters::new(sqs.clone(), &s.resources.dlq_url),
-    ));
+    );
+    if let Some(window) = payment_window {
+        processor = processor.with_payment_window(window);
+    }
+    let processor = Arc::new(processor);
     let acknowledged = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
     let retried = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -320,6 +351,8 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
     // Every order is stored once, in a final state, with its side effects recorded.
     let mut deducted = [0i64; PRODUCTS];
     let mut confirmed = BTreeSet::new();
+    // Confirmed orders whose payment was never recorded (only past a shortened window).
+    let mut unconfirmed = BTreeSet::new();
     for (id, lines) in &lines_of {
         let order = s
             .store
@@ -329,7 +362,10 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
             .unwrap_or_else(|| panic!("{id} missing"));
         assert!(order.notification_sent, "{id} not announced: {order:?}");
         if order.status == OrderStatus::Confirmed {
-            assert!(order.payment_requested, "{id} payment not requested");
+            if !order.payment_requested {
+                assert!(payment_window.is_some(), "{id} payment not requested");
+                unconfirmed.insert(id.clone());
+            }
             confirmed.insert(id.clone());
             for (p, q) in lines {
                 deducted[p[1..].parse::<usize>().unwrap()] += i64::from(*q);
@@ -341,38 +377,80 @@ async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_doubl
     for (p, used) in deducted.iter().enumerate() {
         let left = s.store.stock(&format!("p{p}")).await.unwrap().unwrap();
         assert!(left >= 0, "p{p} oversold: {left}");
-        assert_eq!(left, STOCK - used, "p{p}: stock = initial - accepted");
+        assert_eq!(left, stock_each - used, "p{p}: stock = initial - accepted");
     }
     assert!(
-        confirmed.len() > 50 && confirmed.len() < ORDERS,
+        confirmed.len() > orders / 5 && confirmed.len() < orders,
         "stock was limited: {} confirmed",
         confirmed.len()
     );
 
-    // Exactly one payment request per confirmed order after the FIFO queue's deduplication.
+    // Never two payment requests for an order, after the FIFO queue's deduplication; exactly one
+    // for every order whose record says it was requested.
     let payments = h::drain(&s.config, &s.resources.payment_url).await;
     let mut per_order: BTreeMap<String, usize> = BTreeMap::new();
     for m in &payments {
         let p: PaymentRequest = serde_json::from_str(m.body().unwrap()).unwrap();
         *per_order.entry(p.order_id).or_default() += 1;
     }
-    assert_eq!(
-        per_order.keys().cloned().collect::<BTreeSet<_>>(),
-        confirmed
-    );
     assert!(
         per_order.values().all(|n| *n == 1),
         "duplicate payment requests: {per_order:?}"
     );
+    let paid: BTreeSet<String> = per_order.keys().cloned().collect();
+    let recorded: BTreeSet<String> = confirmed.difference(&unconfirmed).cloned().collect();
     assert!(
-        h::drain(&s.config, &s.resources.dlq_url).await.is_empty(),
-        "no poison in this run"
+        paid.is_subset(&confirmed),
+        "payment for an unconfirmed order"
     );
+    assert!(
+        recorded.is_subset(&paid),
+        "a recorded payment never sent: {:?}",
+        recorded.difference(&paid).collect::<Vec<_>>()
+    );
+    // Every order whose payment is unconfirmed was parked for an operator, with that reason. A
+    // copy that read the record while another copy was between its send and recording it is
+    // parked too (the processor reads again before parking, but not atomically with the send):
+    // the operator's check then finds its one payment.
+    let parked = h::drain(&s.config, &s.resources.dlq_url).await;
+    let mut parked_orders = BTreeSet::new();
+    for m in &parked {
+        let code = m.message_attributes().unwrap()["error_code"]
+            .string_value()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            code, "PAYMENT_UNCONFIRMED",
+            "only unconfirmed payments are parked"
+        );
+        let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        parked_orders.insert(body["order_id"].as_str().unwrap().to_string());
+    }
+    assert!(
+        unconfirmed.is_subset(&parked_orders),
+        "unconfirmed but not parked: {:?}",
+        unconfirmed.difference(&parked_orders).collect::<Vec<_>>()
+    );
+    for id in parked_orders.difference(&unconfirmed) {
+        assert_eq!(
+            per_order.get(id),
+            Some(&1),
+            "{id}: parked, recorded, not paid once"
+        );
+    }
+    if payment_window.is_some() {
+        assert!(
+            !unconfirmed.is_empty(),
+            "faults outlived the window: some payments were left unconfirmed"
+        );
+    }
     println!(
-        "orders: {} messages, {} orders, {} confirmed, {} injected faults, {} retried messages",
+        "orders: {} messages, {} orders, {} confirmed ({} payments unconfirmed, {} orders parked), {} injected faults, {} retried messages",
         total_messages,
-        ORDERS,
+        orders,
         confirmed.len(),
+        unconfirmed.len(),
+        parked_orders.len(),
         injected,
         retried.load(Ordering::Relaxed)
     );

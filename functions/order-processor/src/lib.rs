@@ -202,9 +202,16 @@ where
         match self.finish_side_effects(&order).await {
             Ok(Finished::Done) => {}
             Ok(Finished::PaymentUnconfirmed) => {
-                return self
-                    .park(message_id, body, ParkReason::PaymentUnconfirmed)
-                    .await
+                // Another copy of this order may have recorded its payment since we read the
+                // record: look again before raising it for an operator.
+                return match self.orders.get(&order.order_id).await {
+                    Ok(Some(now)) if now.payment_requested => Outcome::AlreadyProcessed,
+                    Ok(_) => {
+                        self.park(message_id, body, ParkReason::PaymentUnconfirmed)
+                            .await
+                    }
+                    Err(e) => Outcome::Retry(e),
+                };
             }
             Err(e) => return Outcome::Retry(e),
         }

@@ -415,3 +415,63 @@ async fn a_reused_order_id_with_other_contents_is_parked_not_dropped() {
     assert_eq!(p.payments.sent().len(), 1);
     assert_eq!(p.notifier.published().len(), 1);
 }
+
+/// The in-memory store, where another copy of the order records its payment just before the
+/// processor's second read.
+struct PaidByAnotherCopy {
+    store: InMemoryOrderStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl domain::ports::OrderStore for PaidByAnotherCopy {
+    async fn reserve(
+        &self,
+        order: &domain::order::Order,
+    ) -> Result<domain::order::Reservation, PortError> {
+        self.store.reserve(order).await
+    }
+    async fn record(&self, order: &domain::order::Order) -> Result<bool, PortError> {
+        self.store.record(order).await
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<domain::order::Order>, PortError> {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.store.mark_done(order_id, true, false).await?;
+        }
+        self.store.get(order_id).await
+    }
+    async fn mark_done(&self, id: &str, paid: bool, notified: bool) -> Result<(), PortError> {
+        self.store.mark_done(id, paid, notified).await
+    }
+}
+
+#[tokio::test]
+async fn a_payment_recorded_meanwhile_by_another_copy_is_not_parked() {
+    let store = InMemoryOrderStore::default();
+    store.set_stock("widget", 10);
+    let mut p = Processor::new(
+        PaidByAnotherCopy {
+            store,
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        },
+        RecordingPaymentQueue::default(),
+        RecordingNotifier::default(),
+        RecordingDeadLetters::default(),
+    );
+    p.clock = simulated_now;
+    let body = order_body("ord-copies", &[("widget", 1)]);
+    p.payments
+        .faults
+        .fail_next("request_payment", PortError::Unavailable("sqs".into()));
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(_)
+    ));
+    advance_clock(600);
+    // Past the window the record still says unpaid on the first read, paid on the second.
+    assert_eq!(
+        p.process_message("m2", &body).await,
+        Outcome::AlreadyProcessed
+    );
+    assert!(p.dead_letters.parked().is_empty());
+    assert!(p.payments.sent().is_empty(), "not sent by this copy");
+}
