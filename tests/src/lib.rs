@@ -274,6 +274,7 @@ pub async fn drain(config: &SdkConfig, url: &str) -> Vec<aws_sdk_sqs::types::Mes
             .queue_url(url)
             .max_number_of_messages(10)
             .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .wait_time_seconds(0)
             .send()
             .await
@@ -348,6 +349,12 @@ pub fn sqs_event(
         let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
         record.message_id = m.message_id().map(str::to_string);
         record.body = m.body().map(str::to_string);
+        // System attributes (AWSTraceHeader among them), as Lambda delivers them.
+        for (name, value) in m.attributes().into_iter().flatten() {
+            record
+                .attributes
+                .insert(name.as_str().to_string(), value.clone());
+        }
         event.records.push(record);
     }
     event

@@ -174,8 +174,8 @@ async fn sqs_payment_requests_are_deduplicated_by_order_on_fifo() {
         amount_minor: 5990,
         amount: "59.90".into(),
     };
-    queue.request_payment(&request).await.unwrap();
-    queue.request_payment(&request).await.unwrap();
+    queue.request_payment(&request, None).await.unwrap();
+    queue.request_payment(&request, None).await.unwrap();
     let messages = h::drain(&config, &url).await;
     assert_eq!(messages.len(), 1, "the duplicate send was dropped");
     let body: PaymentRequest = serde_json::from_str(messages[0].body().unwrap()).unwrap();
@@ -220,7 +220,7 @@ async fn sns_events_reach_a_subscribed_queue_with_attributes() {
         items: vec![],
         short_items: vec![],
     };
-    notifier.publish(&event).await.unwrap();
+    notifier.publish(&event, None).await.unwrap();
     let messages = h::drain(&config, &url).await;
     assert_eq!(messages.len(), 1);
     let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();

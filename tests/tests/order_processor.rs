@@ -11,7 +11,7 @@ use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use aws_lambda_events::event::sqs::SqsEvent;
 use domain::order::{Order, OrderEvent, OrderStatus, PaymentRequest, Reservation};
-use domain::ports::{Notifier, OrderStore, PaymentQueue};
+use domain::ports::{Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::PortError;
 use integration_tests as h;
 use order_processor::Processor;
@@ -159,17 +159,25 @@ impl<O: OrderStore> OrderStore for Flaky<O> {
 }
 
 impl<Q: PaymentQueue> PaymentQueue for Flaky<Q> {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.fault()?;
-        self.inner.request_payment(request).await?;
+        self.inner.request_payment(request, trace).await?;
         self.fault()
     }
 }
 
 impl<N: Notifier> Notifier for Flaky<N> {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
+    async fn publish(
+        &self,
+        event: &OrderEvent,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.fault()?;
-        self.inner.publish(event).await?;
+        self.inner.publish(event, trace).await?;
         self.fault()
     }
 }
@@ -453,5 +461,67 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
         parked_orders.len(),
         injected,
         retried.load(Ordering::Relaxed)
+    );
+}
+
+#[tokio::test]
+async fn the_order_trace_reaches_the_payment_message_and_the_event() {
+    let s = stack().await;
+    s.store.set_stock("widget", 5).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&s.config);
+    let orders = h::create_queue(&s.config, "orders-traced", false).await;
+    let header = "Root=1-6740f1a2-4b8c1d2e3f4a5b6c7d8e9f01;Parent=53995c3f42cd8ad8;Sampled=1";
+    let trace = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&orders)
+        .message_body(
+            json!({"order_id": "ord-traced", "user_id": "u1",
+                "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"})
+            .to_string(),
+        )
+        .message_system_attributes(
+            aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+            trace,
+        )
+        .send()
+        .await
+        .unwrap();
+    let received = h::drain(&s.config, &orders).await;
+    let event = h::sqs_event(&received);
+    assert_eq!(event.records[0].attributes["AWSTraceHeader"], header);
+
+    let processor = Processor::new(
+        s.store.clone(),
+        SqsPaymentQueue::new(sqs.clone(), &s.resources.payment_url),
+        SnsNotifier::new(aws_sdk_sns::Client::new(&s.config), &s.resources.topic),
+        SqsDeadLetters::new(sqs, &s.resources.dlq_url),
+    );
+    assert!(processor
+        .process_batch(event)
+        .await
+        .batch_item_failures
+        .is_empty());
+
+    let payments = h::drain(&s.config, &s.resources.payment_url).await;
+    assert_eq!(payments.len(), 1);
+    let system = payments[0].attributes().expect("system attributes");
+    assert_eq!(
+        system
+            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::AwsTraceHeader)
+            .map(String::as_str),
+        Some(header),
+        "the payment consumer continues the order's trace"
+    );
+    let events = h::drain(&s.config, &s.resources.events_url).await;
+    assert_eq!(events.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(events[0].body().unwrap()).unwrap();
+    assert_eq!(
+        envelope["MessageAttributes"][adapters::sns::TRACE_ATTRIBUTE]["Value"],
+        header,
+        "the event's subscribers continue it too: {envelope}"
     );
 }

@@ -67,10 +67,10 @@ async fn no_second_payment_request_after_the_queue_forgets_the_first() {
         amount_minor: 100,
         amount: "1.00".into(),
     };
-    payments.request_payment(&control).await.unwrap();
-    payments.request_payment(&control).await.unwrap();
+    payments.request_payment(&control, None).await.unwrap();
+    payments.request_payment(&control, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(DEDUP_SECS * 1000 + 500)).await;
-    payments.request_payment(&control).await.unwrap();
+    payments.request_payment(&control, None).await.unwrap();
     assert_eq!(
         h::drain(&config, &stack.payment_url).await.len(),
         2,

@@ -15,7 +15,7 @@ use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use domain::order::{Order, OrderEvent, PaymentRequest, Reservation};
-use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue};
+use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::testing::{
     InMemoryOrderStore, RecordingDeadLetters, RecordingNotifier, RecordingPaymentQueue,
 };
@@ -62,16 +62,24 @@ impl<O: OrderStore> OrderStore for Counting<O> {
 }
 
 impl<Q: PaymentQueue> PaymentQueue for Counting<Q> {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.tick();
-        self.inner.request_payment(request).await
+        self.inner.request_payment(request, trace).await
     }
 }
 
 impl<N: Notifier> Notifier for Counting<N> {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
+    async fn publish(
+        &self,
+        event: &OrderEvent,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.tick();
-        self.inner.publish(event).await
+        self.inner.publish(event, trace).await
     }
 }
 

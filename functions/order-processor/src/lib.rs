@@ -20,7 +20,7 @@ use domain::order::{
     parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, ParkReason, PaymentRequest,
     PoisonReason, Reservation,
 };
-use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue};
+use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::PortError;
 use futures::future::join_all;
 use time::format_description::well_known::Rfc3339;
@@ -123,7 +123,12 @@ where
     async fn process_record(&self, message: &SqsMessage, parsed: Parsed) -> Outcome {
         let id = message.message_id.as_deref().unwrap_or("");
         let body = message.body.as_deref().unwrap_or("");
-        let outcome = self.process_parsed(id, body, parsed).await;
+        // The trace the order was sent in, passed on with the payment request and the event.
+        let trace = message
+            .attributes
+            .get("AWSTraceHeader")
+            .and_then(|raw| TraceHeader::parse(raw));
+        let outcome = self.process_parsed(id, body, parsed, trace.as_ref()).await;
         let (label, metric) = match &outcome {
             Outcome::Confirmed => ("confirmed", "OrdersConfirmed"),
             Outcome::Cancelled => ("cancelled", "OrdersCancelled"),
@@ -143,11 +148,17 @@ where
 
     /// The whole story of one message body.
     pub async fn process_message(&self, message_id: &str, body: &str) -> Outcome {
-        self.process_parsed(message_id, body, parse_order_message(body))
+        self.process_parsed(message_id, body, parse_order_message(body), None)
             .await
     }
 
-    async fn process_parsed(&self, message_id: &str, body: &str, parsed: Parsed) -> Outcome {
+    async fn process_parsed(
+        &self,
+        message_id: &str,
+        body: &str,
+        parsed: Parsed,
+        trace: Option<&TraceHeader>,
+    ) -> Outcome {
         let request = match parsed {
             Ok(request) => request,
             Err(reason) => {
@@ -199,7 +210,7 @@ where
                 .park(message_id, body, ParkReason::OrderIdReused(differences))
                 .await;
         }
-        match self.finish_side_effects(&order).await {
+        match self.finish_side_effects(&order, trace).await {
             Ok(Finished::Done) => {}
             Ok(Finished::PaymentUnconfirmed) => {
                 // Another copy of this order may have recorded its payment since we read the
@@ -246,7 +257,11 @@ where
     ///
     /// A payment still due once its send window has closed is not sent (it may have been sent
     /// before, outside the queue's deduplication from now on); the order's event still goes out.
-    async fn finish_side_effects(&self, order: &Order) -> Result<Finished, PortError> {
+    async fn finish_side_effects(
+        &self,
+        order: &Order,
+        trace: Option<&TraceHeader>,
+    ) -> Result<Finished, PortError> {
         let mut paid = false;
         let mut notified = false;
         let mut failure = None;
@@ -255,7 +270,7 @@ where
         if order.needs_payment() && !payment_unconfirmed {
             match self
                 .payments
-                .request_payment(&PaymentRequest::for_order(order))
+                .request_payment(&PaymentRequest::for_order(order), trace)
                 .await
             {
                 Ok(()) => paid = true,
@@ -263,7 +278,11 @@ where
             }
         }
         if failure.is_none() && order.needs_notification() {
-            match self.notifier.publish(&OrderEvent::for_order(order)).await {
+            match self
+                .notifier
+                .publish(&OrderEvent::for_order(order), trace)
+                .await
+            {
                 Ok(()) => notified = true,
                 Err(e) => failure = Some(e),
             }

@@ -475,3 +475,26 @@ async fn a_payment_recorded_meanwhile_by_another_copy_is_not_parked() {
     assert!(p.dead_letters.parked().is_empty());
     assert!(p.payments.sent().is_empty(), "not sent by this copy");
 }
+
+#[tokio::test]
+async fn the_order_trace_goes_on_with_the_payment_request() {
+    let p = processor();
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let mut event = sample("single-order.json");
+    event.records[0]
+        .attributes
+        .insert("AWSTraceHeader".into(), header.into());
+    let response = p.process_batch(event).await;
+    assert!(failures(&response).is_empty());
+    let traces = p.payments.traces.lock().unwrap().clone();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].as_ref().map(|t| t.as_str()), Some(header));
+    // A header that is not X-Ray's shape is dropped, never a reason to fail the send.
+    let q = processor();
+    let mut event = sample("single-order.json");
+    event.records[0]
+        .attributes
+        .insert("AWSTraceHeader".into(), "not a trace".into());
+    assert!(failures(&q.process_batch(event).await).is_empty());
+    assert_eq!(*q.payments.traces.lock().unwrap(), [None]);
+}

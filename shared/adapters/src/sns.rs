@@ -2,10 +2,13 @@
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use domain::order::OrderEvent;
-use domain::ports::Notifier;
+use domain::ports::{Notifier, TraceHeader};
 use domain::PortError;
 
 use crate::errors::classify;
+
+/// The message attribute carrying the order's trace header (`AWSTraceHeader`, as SQS names it).
+pub const TRACE_ATTRIBUTE: &str = "AWSTraceHeader";
 
 /// IAM actions of this adapter on its topic (plus `aws::KMS_ENCRYPTED_TARGET_ACTIONS` on the topic's
 /// key: the topic is KMS-encrypted).
@@ -35,15 +38,25 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, PortError> {
 }
 
 impl Notifier for SnsNotifier {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
+    async fn publish(
+        &self,
+        event: &OrderEvent,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         let message = serde_json::to_string(event)
             .map_err(|e| PortError::Rejected(format!("order event not serialisable: {e}")))?;
-        self.client
+        let mut publish = self
+            .client
             .publish()
             .topic_arn(&self.topic_arn)
             .message(message)
             .message_attributes("event_type", attribute(event.event_type.as_str())?)
-            .message_attributes("event_id", attribute(&event.event_id)?)
+            .message_attributes("event_id", attribute(&event.event_id)?);
+        // SNS has no system attribute for it: subscribers read it as a message attribute.
+        if let Some(trace) = trace {
+            publish = publish.message_attributes(TRACE_ATTRIBUTE, attribute(trace.as_str())?);
+        }
+        publish
             .send()
             .await
             .map(|_| ())

@@ -1,8 +1,10 @@
 //! SQS adapters: the payment queue and the dead-letter queue for poison messages.
 
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 use domain::order::PaymentRequest;
-use domain::ports::{DeadLetters, PaymentQueue};
+use domain::ports::{DeadLetters, PaymentQueue, TraceHeader};
 use domain::PortError;
 
 use crate::errors::classify;
@@ -42,7 +44,11 @@ impl SqsPaymentQueue {
 }
 
 impl PaymentQueue for SqsPaymentQueue {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         let body = serde_json::to_string(request)
             .map_err(|e| PortError::Rejected(format!("payment request not serialisable: {e}")))?;
         let mut send = self
@@ -56,6 +62,18 @@ impl PaymentQueue for SqsPaymentQueue {
             send = send
                 .message_group_id(&request.order_id)
                 .message_deduplication_id(&request.order_id);
+        }
+        // The system attribute Lambda and X-Ray read to continue the trace in the consumer.
+        if let Some(trace) = trace {
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.as_str())
+                .build()
+                .map_err(|e| PortError::Rejected(format!("sqs: bad trace attribute: {e}")))?;
+            send = send.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
         }
         send.send()
             .await

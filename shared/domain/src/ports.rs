@@ -12,6 +12,29 @@ use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use crate::user::User;
 use crate::PortError;
 
+/// The trace an order arrived in (an X-Ray trace header, `Root=1-...;Parent=...;Sampled=1`), passed
+/// on with the messages it causes so their consumers continue the same trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeader(String);
+
+impl TraceHeader {
+    /// The header when it has X-Ray's shape; anything else is dropped rather than passed on, so a
+    /// malformed header can never make a send fail.
+    pub fn parse(raw: &str) -> Option<TraceHeader> {
+        let raw = raw.trim();
+        let well_formed = raw.len() <= 256
+            && raw.starts_with("Root=1-")
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"=;-".contains(&b));
+        well_formed.then(|| TraceHeader(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// One page of users, in id order, and the cursor to continue after (if there may be more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPage {
@@ -78,11 +101,16 @@ pub trait PaymentQueue: Send + Sync {
     fn request_payment(
         &self,
         request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 pub trait Notifier: Send + Sync {
-    fn publish(&self, event: &OrderEvent) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn publish(
+        &self,
+        event: &OrderEvent,
+        trace: Option<&TraceHeader>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Where messages that can never succeed are parked, with the reason.
@@ -130,4 +158,28 @@ pub trait ObjectStore: Send + Sync {
         max_bytes: u64,
     ) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
     fn put(&self, object: NewObject) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_x_ray_shaped_trace_headers_are_passed_on() {
+        let real = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(TraceHeader::parse(real).unwrap().as_str(), real);
+        assert_eq!(
+            TraceHeader::parse(&format!("  {real}\n")).unwrap().as_str(),
+            real
+        );
+        for bad in [
+            "",
+            "Sampled=1",
+            "Root=1-abc;Parent=x y",
+            "Root=1-abc\r\nX-Injected: 1",
+            &format!("Root=1-{}", "a".repeat(300)),
+        ] {
+            assert_eq!(TraceHeader::parse(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use crate::ports::{
-    DeadLetters, NewObject, Notifier, ObjectInfo, ObjectStore, OrderStore, PaymentQueue, UserPage,
-    UserStore,
+    DeadLetters, NewObject, Notifier, ObjectInfo, ObjectStore, OrderStore, PaymentQueue,
+    TraceHeader, UserPage, UserStore,
 };
 use crate::user::User;
 use crate::PortError;
@@ -251,6 +251,8 @@ impl OrderStore for InMemoryOrderStore {
 #[derive(Default, Debug)]
 pub struct RecordingPaymentQueue {
     pub sent: Mutex<Vec<PaymentRequest>>,
+    /// The trace header each request was sent with.
+    pub traces: Mutex<Vec<Option<TraceHeader>>>,
     pub faults: Faults,
 }
 
@@ -261,9 +263,14 @@ impl RecordingPaymentQueue {
 }
 
 impl PaymentQueue for RecordingPaymentQueue {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.faults.enter("request_payment")?;
         lock(&self.sent).push(request.clone());
+        lock(&self.traces).push(trace.cloned());
         Ok(())
     }
 }
@@ -282,7 +289,11 @@ impl RecordingNotifier {
 }
 
 impl Notifier for RecordingNotifier {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
+    async fn publish(
+        &self,
+        event: &OrderEvent,
+        _trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
         self.faults.enter("publish")?;
         lock(&self.published).push(event.clone());
         Ok(())

@@ -17,7 +17,7 @@ use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use domain::order::{Order, OrderEvent, OrderStatus, PaymentRequest, Reservation};
-use domain::ports::{Notifier, OrderStore, PaymentQueue};
+use domain::ports::{Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::PortError;
 use integration_tests as h;
 use order_processor::Processor;
@@ -119,16 +119,24 @@ impl<O: OrderStore> OrderStore for Killer<O> {
 }
 
 impl<Q: PaymentQueue> PaymentQueue for Killer<Q> {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), PortError> {
-        self.inner.request_payment(request).await?;
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        self.inner.request_payment(request, trace).await?;
         self.maybe_die();
         Ok(())
     }
 }
 
 impl<N: Notifier> Notifier for Killer<N> {
-    async fn publish(&self, event: &OrderEvent) -> Result<(), PortError> {
-        self.inner.publish(event).await?;
+    async fn publish(
+        &self,
+        event: &OrderEvent,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        self.inner.publish(event, trace).await?;
         self.maybe_die();
         Ok(())
     }
