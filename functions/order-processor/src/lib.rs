@@ -164,15 +164,9 @@ where
             Err(reason) => {
                 // The reason names fields, never their values: no personal data in logs.
                 tracing::warn!(message_id, reason_code = reason.code(), reason = %reason, "poison message");
-                return match self
-                    .dead_letters
-                    .park(body, message_id, reason.code(), &reason.to_string())
-                    .await
-                {
-                    Ok(()) => Outcome::Parked,
-                    // Not parked, so not acknowledged: it must not be lost.
-                    Err(e) => Outcome::Retry(e),
-                };
+                return self
+                    .park(message_id, body, reason.code(), &reason.to_string())
+                    .await;
             }
         };
         let created_at = rfc3339((self.clock)());
@@ -207,7 +201,7 @@ where
         let differences = order.differences_from(&request);
         if !differences.is_empty() {
             return self
-                .park(message_id, body, ParkReason::OrderIdReused(differences))
+                .park_order(message_id, body, ParkReason::OrderIdReused(differences))
                 .await;
         }
         match self.finish_side_effects(&order, trace).await {
@@ -218,7 +212,7 @@ where
                 return match self.orders.get(&order.order_id).await {
                     Ok(Some(now)) if now.payment_requested => Outcome::AlreadyProcessed,
                     Ok(_) => {
-                        self.park(message_id, body, ParkReason::PaymentUnconfirmed)
+                        self.park_order(message_id, body, ParkReason::PaymentUnconfirmed)
                             .await
                     }
                     Err(e) => Outcome::Retry(e),
@@ -233,15 +227,18 @@ where
         }
     }
 
-    /// Parks a validated message that must not be applied as it stands; acknowledged only once parked.
-    async fn park(&self, message_id: &str, body: &str, reason: ParkReason) -> Outcome {
+    /// Parks a validated message that must not be applied as it stands.
+    async fn park_order(&self, message_id: &str, body: &str, reason: ParkReason) -> Outcome {
         tracing::error!(message_id, reason_code = reason.code(), reason = %reason, "order parked");
-        match self
-            .dead_letters
-            .park(body, message_id, reason.code(), &reason.to_string())
+        self.park(message_id, body, reason.code(), &reason.to_string())
             .await
-        {
+    }
+
+    /// Parks a message on the dead-letter queue with its reason; acknowledged only once parked.
+    async fn park(&self, message_id: &str, body: &str, code: &str, reason: &str) -> Outcome {
+        match self.dead_letters.park(body, message_id, code, reason).await {
             Ok(()) => Outcome::Parked,
+            // Not parked, so not acknowledged: it must not be lost.
             Err(e) => Outcome::Retry(e),
         }
     }
