@@ -404,7 +404,7 @@ fn store_error(caller: &Caller, e: PortError) -> ApiError {
 }
 
 fn forbid(caller: &Caller, action: UserAction) -> Result<(), ApiError> {
-    authorize(caller, action).map_err(|f| ApiError::Forbidden(f.0))
+    Ok(authorize(caller, action)?)
 }
 
 async fn list<S: UserStore>(
@@ -474,7 +474,7 @@ async fn create<S: UserStore>(
         })?,
     };
     forbid(caller, UserAction::Create(user_id))?;
-    authorize_email(caller, &new_user.email).map_err(|f| ApiError::Forbidden(f.0))?;
+    authorize_email(caller, &new_user.email)?;
     let user = new_user.into_user(user_id, timestamp((api.clock)()));
     api.store
         .create(&user)
@@ -518,7 +518,7 @@ async fn change<S: UserStore>(
         parse_replacement(body)?
     };
     if let Some(email) = &changes.email {
-        authorize_email(caller, email).map_err(|f| ApiError::Forbidden(f.0))?;
+        authorize_email(caller, email)?;
     }
     let current = current_matching(api, request, id).await?;
     let updated = current.with_changes(&changes, timestamp((api.clock)()));

@@ -1,5 +1,6 @@
 //! The API's one error type and its single mapping to HTTP (RFC 9457 problem details).
 
+use domain::user::Forbidden;
 use domain::validation::ValidationErrors;
 use domain::PortError;
 use http::StatusCode;
@@ -104,6 +105,12 @@ impl ApiError {
             doc["errors"] = json!(e.errors);
         }
         doc
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(f: Forbidden) -> Self {
+        ApiError::Forbidden(f.0)
     }
 }
 

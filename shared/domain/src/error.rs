@@ -55,8 +55,8 @@ impl PortError {
             }
             _ => ("-", text.as_str()),
         };
-        let mut words = rest.split_whitespace();
-        let code = words
+        let code = rest
+            .split_whitespace()
             .next()
             .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
             .filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric()))
