@@ -39,6 +39,19 @@ pub struct PipelineConfig {
     pub background: [u8; 3],
 }
 
+impl PipelineConfig {
+    /// The pixel bounds for a picture of this size read from a file of `input_bytes`.
+    fn check_size(&self, width: u32, height: u32, input_bytes: usize) -> Result<(), ImageError> {
+        check_pixels(
+            width,
+            height,
+            input_bytes,
+            self.max_pixels,
+            self.max_pixels_per_byte,
+        )
+    }
+}
+
 /// The one trade-off between CPU and bytes (`JPEG_OPTIMIZE`; measured in BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Optimize {
@@ -297,13 +310,7 @@ fn decode_generic(
         .into_decoder()
         .map_err(|e| map_decode_error(e, config))?;
     let (width, height) = decoder.dimensions();
-    check_pixels(
-        width,
-        height,
-        input_bytes,
-        config.max_pixels,
-        config.max_pixels_per_byte,
-    )?;
+    config.check_size(width, height, input_bytes)?;
     // Not every decoder honours `max_alloc`; the decoded size is known from the header.
     if decoder.total_bytes() > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
@@ -369,15 +376,8 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
     });
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(corrupt)?;
-    check_palette_indices(bytes, reader.info(), &corrupt)?;
     let (width, height) = (reader.info().width, reader.info().height);
-    check_pixels(
-        width,
-        height,
-        bytes.len(),
-        config.max_pixels,
-        config.max_pixels_per_byte,
-    )?;
+    config.check_size(width, height, bytes.len())?;
     let icc = reader.info().icc_profile.as_ref().map(|p| p.to_vec());
     let size = reader
         .output_buffer_size()
@@ -385,6 +385,8 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
     if size as u64 > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
     }
+    // Only once the bounds hold: the check decodes the indices.
+    check_palette_indices(bytes, reader.info(), config, &corrupt)?;
     let mut buffer = vec![0; size];
     let frame = reader.next_frame(&mut buffer).map_err(corrupt)?;
     buffer.truncate(frame.buffer_size());
@@ -412,6 +414,12 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
     })
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Index decodes started by `check_palette_indices` on this thread, for tests.
+    static PALETTE_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Refuses an indexed PNG whose pixels point past the end of its palette: decoders quietly paint
 /// those pixels black, which is a damaged picture, not the uploaded one.
 ///
@@ -420,6 +428,7 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
 fn check_palette_indices(
     bytes: &[u8],
     info: &png::Info,
+    config: &PipelineConfig,
     corrupt: &dyn Fn(png::DecodingError) -> ImageError,
 ) -> Result<(), ImageError> {
     if info.color_type != png::ColorType::Indexed {
@@ -430,7 +439,12 @@ fn check_palette_indices(
     if entries >= 1 << depth {
         return Ok(());
     }
+    #[cfg(test)]
+    PALETTE_CHECKS.with(|n| n.set(n.get() + 1));
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_limits(png::Limits {
+        bytes: usize::try_from(config.max_decode_bytes).unwrap_or(usize::MAX),
+    });
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(corrupt)?;
     let mut indices =
@@ -674,6 +688,41 @@ mod tests {
         let before = jpeg::ENCODES.with(|n| n.get());
         let out = process_image(&png, &config).unwrap();
         (jpeg::ENCODES.with(|n| n.get()) - before, out)
+    }
+
+    #[test]
+    fn an_indexed_bomb_is_refused_before_its_indices_are_checked() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/bad/png-palette-bomb-50000x50000.png"
+        ))
+        .unwrap();
+        let config = PipelineConfig {
+            variants: domain::image::parse_variants("t:150").unwrap(),
+            jpeg_quality: 85,
+            optimize: Optimize::Size,
+            webp_quality: None,
+            max_pixels: 100_000_000,
+            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
+            max_decode_bytes: 1 << 30,
+            background: [255, 255, 255],
+        };
+        let before = PALETTE_CHECKS.with(|n| n.get());
+        let error = process_image(&bytes, &config).unwrap_err();
+        assert_eq!(error.code(), "TOO_MANY_PIXELS");
+        assert_eq!(
+            PALETTE_CHECKS.with(|n| n.get()),
+            before,
+            "no index decode began"
+        );
+        // A small indexed picture with a short palette is checked (once).
+        let small = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/good/png-palette-2bit-3-colours-padding-bits-set.png"
+        ))
+        .unwrap();
+        process_image(&small, &config).unwrap();
+        assert_eq!(PALETTE_CHECKS.with(|n| n.get()), before + 1);
     }
 
     #[test]

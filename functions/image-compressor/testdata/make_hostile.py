@@ -69,6 +69,13 @@ def main() -> None:
     # The densest real file for MAX_PIXELS_PER_BYTE: a blank 1-bit 4000x4000 greyscale PNG.
     raw = scanlines(4000, 4000, 1, lambda x, y: 1, False)
     (HERE / "good/png-1bit-4000x4000-blank.png").write_bytes(png(4000, 4000, 1, 0, raw))
+    # 50000x50000 indexed against a 2-colour palette (the first 4 KiB of its image data): the bounds
+    # must refuse it before anything starts on its 2.5 GB of indices.
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(b"\x00" + bytes(50000)) for _ in range(400))[:4096]
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 3, 0, 0, 0)
+    bomb = SIGNATURE + chunk(b"IHDR", header) + chunk(b"PLTE", bytes(two[0] + two[1]))
+    (HERE / "bad/png-palette-bomb-50000x50000.png").write_bytes(bomb + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     # A 35-byte GIF announcing an 11254x4097 screen with one 1x1 frame: 46 MP from 35 bytes.
     gif = b"GIF89a" + struct.pack("<HH", 11254, 4097) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
     gif += b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b"

@@ -181,6 +181,7 @@ fn every_bad_file_gets_its_documented_error() {
             "TOO_MANY_PIXELS_PER_BYTE",
         ),
         ("bad/png-palette-index-out-of-range.png", "CORRUPT"),
+        ("bad/png-palette-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         (
             "bad/png-palette-2bit-interlaced-index-out-of-range.png",
             "CORRUPT",
