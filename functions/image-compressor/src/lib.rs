@@ -14,6 +14,7 @@ mod webp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use adapters::metric_catalog as catalog;
 use domain::image::variant_key;
 use domain::ports::{NewObject, ObjectStore};
 use domain::PortError;
@@ -106,7 +107,7 @@ impl<S: ObjectStore> Compressor<S> {
                 }
                 Record::Malformed(why) => {
                     tracing::error!(reason = %why, "malformed S3 record skipped");
-                    RecordOutcome::Skipped(why)
+                    skipped("MALFORMED_RECORD", why)
                 }
             };
             outcomes.push(outcome);
@@ -128,11 +129,10 @@ impl<S: ObjectStore> Compressor<S> {
         let outcome = self.process_upload(upload).await;
         match &outcome {
             RecordOutcome::Skipped(reason) => {
-                metrics::counter!("ImagesSkipped").increment(1);
                 tracing::error!(bucket = %upload.bucket, key = %upload.key, reason = %reason, "image skipped, not retried");
             }
             RecordOutcome::Failed(e) => {
-                metrics::counter!("ImagesFailedTransiently").increment(1);
+                metrics::counter!(catalog::IMAGES_FAILED_TRANSIENTLY).increment(1);
                 tracing::warn!(bucket = %upload.bucket, key = %upload.key, error = %e, "image failed, will be retried");
             }
             RecordOutcome::AlreadyDone => {
@@ -146,14 +146,15 @@ impl<S: ObjectStore> Compressor<S> {
     async fn process_upload(&self, upload: &Upload) -> RecordOutcome {
         let s = &self.settings;
         if upload.bucket == s.destination_bucket {
-            return RecordOutcome::Skipped(
+            return skipped(
+                "OWN_OUTPUT",
                 "the object is in the destination bucket; refusing to process our own output"
                     .into(),
             );
         }
         let info = match self.store.head(&upload.bucket, &upload.key).await {
             Ok(Some(info)) => info,
-            Ok(None) => return RecordOutcome::Skipped("the object no longer exists".into()),
+            Ok(None) => return skipped("NOT_FOUND", "the object no longer exists".into()),
             Err(e) => return transient_or_skip(e),
         };
         if info.size == 0 {
@@ -208,6 +209,7 @@ impl<S: ObjectStore> Compressor<S> {
             };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut written = 0;
+        let mut bytes_out = 0;
         for variant in processed.variants {
             let outputs = [(&JPEG, Some(variant.jpeg)), (&WEBP, variant.webp)];
             for (format, body) in outputs {
@@ -237,6 +239,7 @@ impl<S: ObjectStore> Compressor<S> {
                     return transient_or_skip(e);
                 }
                 written += 1;
+                bytes_out += compressed;
                 tracing::info!(
                     source_key = %upload.key,
                     variant = %variant.name,
@@ -250,8 +253,11 @@ impl<S: ObjectStore> Compressor<S> {
                 );
             }
         }
-        metrics::counter!("ImagesProcessed").increment(1);
-        metrics::histogram!("ImageProcessingMs").record(elapsed_ms as f64);
+        metrics::counter!(catalog::IMAGES_PROCESSED).increment(1);
+        metrics::counter!(catalog::VARIANTS_WRITTEN).increment(written as u64);
+        metrics::counter!(catalog::IMAGE_BYTES_IN).increment(original_size as u64);
+        metrics::counter!(catalog::IMAGE_BYTES_OUT).increment(bytes_out as u64);
+        metrics::histogram!(catalog::IMAGE_PROCESSING_MS).record(elapsed_ms as f64);
         tracing::info!(
             source_key = %upload.key,
             format = processed.format,
@@ -266,8 +272,15 @@ impl<S: ObjectStore> Compressor<S> {
     }
 }
 
+/// A record skipped for good, counted by its reason code (a bounded set: the codes of `ImageError`,
+/// `MALFORMED_RECORD`, `OWN_OUTPUT`, `NOT_FOUND`, `REJECTED`).
+fn skipped(code: &'static str, why: String) -> RecordOutcome {
+    metrics::counter!(catalog::IMAGES_SKIPPED, catalog::REASON => code).increment(1);
+    RecordOutcome::Skipped(why)
+}
+
 fn skip(e: ImageError) -> RecordOutcome {
-    RecordOutcome::Skipped(format!("{} ({})", e, e.code()))
+    skipped(e.code(), format!("{} ({})", e, e.code()))
 }
 
 /// Transient failures are retried; a rejected request (access denied, object too large to read)
@@ -276,6 +289,6 @@ fn transient_or_skip(e: PortError) -> RecordOutcome {
     if e.is_transient() {
         RecordOutcome::Failed(e)
     } else {
-        RecordOutcome::Skipped(e.to_string())
+        skipped("REJECTED", e.to_string())
     }
 }

@@ -423,3 +423,39 @@ async fn the_format_comes_from_the_bytes_whatever_the_name() {
     );
     assert!(keys.iter().all(|k| !k.contains("notes")));
 }
+
+#[test]
+fn the_metrics_emitted_are_the_catalogued_ones() {
+    use adapters::metric_catalog::{emitted_by, CapturedMetrics};
+    let captured = CapturedMetrics::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        runtime.block_on(async {
+            // Written, skipped (a bad file) and failed transiently.
+            let c = compressor();
+            c.store.insert(
+                SOURCE,
+                "uploads/spring-rgba.png",
+                image("good/spring-rgba-1600x1200.png"),
+            );
+            c.store.insert(
+                SOURCE,
+                "uploads/not-an-image.jpg",
+                image("bad/text-named.jpg"),
+            );
+            c.store.insert(
+                SOURCE,
+                "uploads/storm-exif-orientation6.jpg",
+                image("good/storm-exif-orientation6-gps.jpg"),
+            );
+            c.handle(event("s3-multiple-records.json")).await.unwrap();
+            c.store
+                .faults
+                .fail_next("head", PortError::Unavailable("s3 timeout".into()));
+            assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
+        })
+    });
+    assert_eq!(captured.keys(), emitted_by("image-compressor"));
+}

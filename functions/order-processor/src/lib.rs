@@ -15,6 +15,7 @@ pub mod config;
 
 use std::time::Duration;
 
+use adapters::metric_catalog as catalog;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{
     parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, ParkReason, PaymentRequest,
@@ -129,14 +130,28 @@ where
             .get("AWSTraceHeader")
             .and_then(|raw| TraceHeader::parse(raw));
         let outcome = self.process_parsed(id, body, parsed, trace.as_ref()).await;
-        let (label, metric) = match &outcome {
-            Outcome::Confirmed => ("confirmed", "OrdersConfirmed"),
-            Outcome::Cancelled => ("cancelled", "OrdersCancelled"),
-            Outcome::AlreadyProcessed => ("already processed", "OrdersAlreadyProcessed"),
-            Outcome::Parked => ("parked", "MessagesParked"),
-            Outcome::Retry(_) => ("retry", "MessagesRetried"),
+        let label = match &outcome {
+            Outcome::Confirmed => {
+                metrics::counter!(catalog::ORDERS_CONFIRMED).increment(1);
+                "confirmed"
+            }
+            Outcome::Cancelled => {
+                // Short stock is the one reason an order is cancelled.
+                metrics::counter!(catalog::ORDERS_CANCELLED, catalog::REASON => "INSUFFICIENT_INVENTORY")
+                    .increment(1);
+                "cancelled"
+            }
+            Outcome::AlreadyProcessed => {
+                metrics::counter!(catalog::ORDERS_ALREADY_PROCESSED).increment(1);
+                "already processed"
+            }
+            // Counted with its reason where it was parked.
+            Outcome::Parked => "parked",
+            Outcome::Retry(_) => {
+                metrics::counter!(catalog::MESSAGES_RETRIED).increment(1);
+                "retry"
+            }
         };
-        metrics::counter!(metric).increment(1);
         match &outcome {
             Outcome::Retry(e) => {
                 tracing::warn!(message_id = id, outcome = label, error = %e, "order message will be retried")
@@ -237,7 +252,11 @@ where
     /// Parks a message on the dead-letter queue with its reason; acknowledged only once parked.
     async fn park(&self, message_id: &str, body: &str, code: &str, reason: &str) -> Outcome {
         match self.dead_letters.park(body, message_id, code, reason).await {
-            Ok(()) => Outcome::Parked,
+            Ok(()) => {
+                metrics::counter!(catalog::MESSAGES_PARKED, catalog::REASON => code.to_string())
+                    .increment(1);
+                Outcome::Parked
+            }
             // Not parked, so not acknowledged: it must not be lost.
             Err(e) => Outcome::Retry(e),
         }

@@ -9,6 +9,7 @@ pub mod problem;
 
 use std::time::Instant;
 
+use adapters::metric_catalog as catalog;
 use domain::page_token::PageTokens;
 use domain::ports::UserStore;
 use domain::user::{
@@ -335,17 +336,21 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
         &api.allowed_origins,
     );
     let status = response.status().as_u16();
-    metrics::counter!("ApiRequests").increment(1);
-    if status >= 500 {
-        metrics::counter!("ApiServerErrors").increment(1);
-    } else if status >= 400 {
-        metrics::counter!("ApiClientErrors").increment(1);
-    }
     let route_name = match route {
         Some(Route::Collection) => "/users",
         Some(Route::Item(_)) => "/users/{id}",
         None => "unknown",
     };
+    let status_class = match status {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        300..=399 => "3xx",
+        _ => "2xx",
+    };
+    metrics::counter!(catalog::API_REQUESTS, catalog::ROUTE => route_name, catalog::STATUS_CLASS => status_class)
+        .increment(1);
+    metrics::histogram!(catalog::API_LATENCY, catalog::ROUTE => route_name)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
     tracing::info!(
         method = %method,
         route = route_name,

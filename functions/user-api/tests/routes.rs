@@ -418,3 +418,20 @@ async fn the_sample_with_someone_elses_email_is_refused_before_the_store() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(api.store.faults.total_calls(), 0);
 }
+
+#[test]
+fn the_metrics_emitted_are_the_catalogued_ones() {
+    use adapters::metric_catalog::{emitted_by, CapturedMetrics};
+    let captured = CapturedMetrics::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        runtime.block_on(async {
+            let api = api();
+            call(&api, &event_json("create-user.json")).await;
+            call(&api, &event_json("unknown-route.json")).await;
+        })
+    });
+    assert_eq!(captured.keys(), emitted_by("user-api"));
+}

@@ -7,6 +7,7 @@ pub mod dynamo;
 pub mod dynamo_orders;
 pub mod dynamo_users;
 pub mod errors;
+pub mod metric_catalog;
 pub mod s3;
 pub mod sns;
 pub mod sqs;

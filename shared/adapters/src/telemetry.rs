@@ -21,6 +21,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::Env;
+use crate::metric_catalog::{COLD_START, INVOCATION_DURATION};
 
 /// CloudWatch namespace for the suite's metrics.
 pub const METRICS_NAMESPACE: &str = "ServerlessSuite";
@@ -200,7 +201,7 @@ impl Telemetry {
             .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
             .ok();
         metrics::describe_histogram!(
-            "InvocationDuration",
+            INVOCATION_DURATION,
             metrics::Unit::Milliseconds,
             "handler time per invocation"
         );
@@ -225,7 +226,7 @@ impl Telemetry {
     ) -> F::Output {
         let cold_start = self.cold.swap(false, Ordering::Relaxed);
         if cold_start {
-            metrics::counter!("ColdStart").increment(1);
+            metrics::counter!(COLD_START).increment(1);
         }
         let span = tracing::info_span!(
             "invocation",
@@ -235,7 +236,7 @@ impl Telemetry {
         );
         let started = Instant::now();
         let output = work.instrument(span).await;
-        metrics::histogram!("InvocationDuration").record(started.elapsed().as_secs_f64() * 1000.0);
+        metrics::histogram!(INVOCATION_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
         if let Some(collector) = self.metrics {
             collector.set_property("function_request_id", request_id.to_string());
             let _ = collector.flush(std::io::stdout().lock());
