@@ -668,3 +668,101 @@ fn async_and_queue_fed_functions_have_a_dead_letter_queue_with_an_alarm() {
         "parked poison messages raise an alarm"
     );
 }
+
+#[test]
+fn the_dashboard_shows_every_alarm_and_only_metrics_the_code_emits() {
+    use adapters::metric_catalog::CATALOG;
+    use adapters::telemetry::METRICS_NAMESPACE;
+    let t = template();
+    let dashboards: Vec<&Value> = resources(&t)
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
+        .collect();
+    assert_eq!(dashboards.len(), 1);
+    let (kind, body) = tag(&dashboards[0]["Properties"]["DashboardBody"]).expect("!Sub body");
+    assert_eq!(kind, "Sub");
+    // Every substitution names a parameter, a pseudo parameter or a resource of the stack.
+    let mut referenced = BTreeSet::new();
+    for placeholder in placeholders(&body) {
+        let id = placeholder.split('.').next().unwrap_or_default();
+        assert!(
+            id.starts_with("AWS::")
+                || !t["Parameters"][id].is_null()
+                || !t["Resources"][id].is_null(),
+            "${{{placeholder}}} names nothing in the template"
+        );
+        referenced.insert(id.to_string());
+    }
+    let mut text = body.clone();
+    while let Some(start) = text.find("${") {
+        let end = start + text[start..].find('}').unwrap();
+        text.replace_range(start..=end, "resolved");
+    }
+    let doc: Value = serde_json::from_str::<serde_json::Value>(&text)
+        .map(|v| serde_yaml::to_value(v).unwrap())
+        .expect("the dashboard body is JSON");
+    let binaries: BTreeSet<String> = functions(&t).into_iter().map(|f| f.binary).collect();
+    let mut shown = BTreeSet::new();
+    for widget in doc["widgets"].as_sequence().unwrap() {
+        for metric in widget["properties"]["metrics"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let parts: Vec<&str> = metric
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let (namespace, name) = (parts[0], parts[1]);
+            if namespace != METRICS_NAMESPACE {
+                assert!(namespace.starts_with("AWS/"), "{namespace}");
+                continue;
+            }
+            let spec = CATALOG
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("{name} is not a metric the code emits"));
+            let pairs: BTreeMap<&str, &str> = parts[2..]
+                .chunks(2)
+                .map(|pair| (pair[0], pair[1]))
+                .collect();
+            let mut expected: BTreeSet<&str> = spec.dimensions.iter().copied().collect();
+            expected.insert("service");
+            assert_eq!(
+                pairs.keys().copied().collect::<BTreeSet<_>>(),
+                expected,
+                "{name}: its dimensions"
+            );
+            let service = pairs["service"];
+            assert!(binaries.contains(service), "{name}: service {service}");
+            assert!(
+                spec.emitted_by == service || spec.emitted_by == "every function",
+                "{name} is not emitted by {service}"
+            );
+            shown.insert(name);
+        }
+    }
+    let catalogued: BTreeSet<&str> = CATALOG.iter().map(|m| m.name).collect();
+    // InvocationDuration is Lambda's own Duration, shown from AWS/Lambda.
+    let hidden: Vec<&str> = catalogued.difference(&shown).copied().collect();
+    assert!(
+        hidden == ["InvocationDuration"],
+        "business metrics missing from the dashboard: {hidden:?}"
+    );
+    let alarms: BTreeSet<String> = resources(&t)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, _)| id.as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<_> = alarms.difference(&referenced).collect();
+    assert!(
+        missing.is_empty(),
+        "alarms not on the dashboard: {missing:?}"
+    );
+    assert!(
+        !t["Outputs"]["DashboardUrl"].is_null(),
+        "the stack links its dashboard"
+    );
+}
