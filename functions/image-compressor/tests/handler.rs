@@ -44,6 +44,23 @@ fn compressor() -> Compressor<InMemoryObjectStore> {
     Compressor::new(InMemoryObjectStore::default(), settings())
 }
 
+/// The objects `s3-multiple-records.json` names: a PNG, a file that is not an image (`not_an_image`),
+/// and an EXIF-rotated JPEG.
+fn insert_the_three_uploads(c: &Compressor<InMemoryObjectStore>, not_an_image: Vec<u8>) {
+    c.store.insert(
+        SOURCE,
+        "uploads/spring-rgba.png",
+        image("good/spring-rgba-1600x1200.png"),
+    );
+    c.store
+        .insert(SOURCE, "uploads/not-an-image.jpg", not_an_image);
+    c.store.insert(
+        SOURCE,
+        "uploads/storm-exif-orientation6.jpg",
+        image("good/storm-exif-orientation6-gps.jpg"),
+    );
+}
+
 #[tokio::test]
 async fn writes_every_variant_with_metadata_then_nothing_on_a_repeat() {
     let c = compressor();
@@ -108,21 +125,7 @@ async fn writes_every_variant_with_metadata_then_nothing_on_a_repeat() {
 #[tokio::test]
 async fn one_bad_record_does_not_stop_the_others() {
     let c = compressor();
-    c.store.insert(
-        SOURCE,
-        "uploads/spring-rgba.png",
-        image("good/spring-rgba-1600x1200.png"),
-    );
-    c.store.insert(
-        SOURCE,
-        "uploads/not-an-image.jpg",
-        image("bad/text-named.jpg"),
-    );
-    c.store.insert(
-        SOURCE,
-        "uploads/storm-exif-orientation6.jpg",
-        image("good/storm-exif-orientation6-gps.jpg"),
-    );
+    insert_the_three_uploads(&c, image("bad/text-named.jpg"));
     let outcomes = c.handle(event("s3-multiple-records.json")).await.unwrap();
     assert_eq!(outcomes[0], RecordOutcome::Written(4));
     assert!(
@@ -349,18 +352,7 @@ fn panics_on_png(
 async fn a_panic_in_the_pipeline_skips_that_record_and_the_instance_lives_on() {
     let mut c = compressor();
     c.pipeline = panics_on_png;
-    c.store.insert(
-        SOURCE,
-        "uploads/spring-rgba.png",
-        image("good/spring-rgba-1600x1200.png"),
-    );
-    c.store
-        .insert(SOURCE, "uploads/not-an-image.jpg", b"plain text".to_vec());
-    c.store.insert(
-        SOURCE,
-        "uploads/storm-exif-orientation6.jpg",
-        image("good/storm-exif-orientation6-gps.jpg"),
-    );
+    insert_the_three_uploads(&c, b"plain text".to_vec());
     let outcomes = c.handle(event("s3-multiple-records.json")).await.unwrap();
     assert_eq!(
         PANICS.load(std::sync::atomic::Ordering::SeqCst),
@@ -426,36 +418,16 @@ async fn the_format_comes_from_the_bytes_whatever_the_name() {
 
 #[test]
 fn the_metrics_emitted_are_the_catalogued_ones() {
-    use adapters::metric_catalog::{emitted_by, CapturedMetrics};
-    let captured = CapturedMetrics::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&captured, || {
-        runtime.block_on(async {
-            // Written, skipped (a bad file) and failed transiently.
-            let c = compressor();
-            c.store.insert(
-                SOURCE,
-                "uploads/spring-rgba.png",
-                image("good/spring-rgba-1600x1200.png"),
-            );
-            c.store.insert(
-                SOURCE,
-                "uploads/not-an-image.jpg",
-                image("bad/text-named.jpg"),
-            );
-            c.store.insert(
-                SOURCE,
-                "uploads/storm-exif-orientation6.jpg",
-                image("good/storm-exif-orientation6-gps.jpg"),
-            );
-            c.handle(event("s3-multiple-records.json")).await.unwrap();
-            c.store
-                .faults
-                .fail_next("head", PortError::Unavailable("s3 timeout".into()));
-            assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
-        })
+    use adapters::metric_catalog::{capture, emitted_by};
+    let emitted = capture(async {
+        // Written, skipped (a bad file) and failed transiently.
+        let c = compressor();
+        insert_the_three_uploads(&c, image("bad/text-named.jpg"));
+        c.handle(event("s3-multiple-records.json")).await.unwrap();
+        c.store
+            .faults
+            .fail_next("head", PortError::Unavailable("s3 timeout".into()));
+        assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
     });
-    assert_eq!(captured.keys(), emitted_by("image-compressor"));
+    assert_eq!(emitted.unwrap(), emitted_by("image-compressor"));
 }

@@ -116,6 +116,15 @@ impl CapturedMetrics {
     }
 }
 
+/// Runs `work` to completion on a fresh single-threaded runtime with a capturing recorder, and
+/// returns the metrics it registered (for tests of what a handler emits).
+pub fn capture<F: std::future::Future>(work: F) -> std::io::Result<MetricKeys> {
+    let captured = CapturedMetrics::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    metrics::with_local_recorder(&captured, || runtime.block_on(work));
+    Ok(captured.keys())
+}
+
 struct Discard;
 
 impl CounterFn for Discard {
