@@ -32,43 +32,62 @@ fn request_id(response: &HttpResponse) -> &str {
         .unwrap_or("-")
 }
 
+/// The text of every classified error, `<service>: <Code> request-id=<id> <message>`: the one
+/// place that writes the shape `PortError::origin` reads.
+fn describe(service: &str, code: &str, request_id: &str, message: &str) -> String {
+    let head = format!("{service}: {code} request-id={request_id}");
+    if message.is_empty() {
+        head
+    } else {
+        format!("{head} {message}")
+    }
+}
+
 /// Classifies any SDK error: throttling and server/transport failures are transient, the rest are
-/// rejections naming the service's error code.
-///
-/// The text is `<service>: <Code> request-id=<id> <message>`, the shape `PortError::origin` reads, so
-/// a caller can log where a failure came from without the message.
+/// rejections naming the service's error code. A caller can log where a failure came from without
+/// the message (`PortError::origin`).
 pub fn classify<E>(service: &str, error: &SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error,
 {
     match error {
         SdkError::TimeoutError(_) => {
-            PortError::Unavailable(format!("{service}: Timeout request-id=- timed out"))
+            PortError::Unavailable(describe(service, "Timeout", "-", "timed out"))
         }
-        SdkError::DispatchFailure(e) => PortError::Unavailable(format!(
-            "{service}: DispatchFailure request-id=- could not send the request ({e:?})"
+        SdkError::DispatchFailure(e) => PortError::Unavailable(describe(
+            service,
+            "DispatchFailure",
+            "-",
+            &format!("could not send the request ({e:?})"),
         )),
-        SdkError::ResponseError(ctx) => PortError::Unavailable(format!(
-            "{service}: ResponseError request-id={} unreadable response",
-            request_id(ctx.raw())
+        SdkError::ResponseError(ctx) => PortError::Unavailable(describe(
+            service,
+            "ResponseError",
+            request_id(ctx.raw()),
+            "unreadable response",
         )),
         SdkError::ServiceError(ctx) => {
             let err = ctx.err();
             let code = err.code().unwrap_or("Unknown");
-            let message = err.message().unwrap_or("");
             let id = request_id(ctx.raw());
-            let status = Some(ctx.raw().status().as_u16());
-            if is_throttling_code(code) || status == Some(429) {
-                PortError::Throttled(format!("{service}: {code} request-id={id}"))
-            } else if status.is_some_and(|s| s >= 500) {
-                PortError::Unavailable(format!("{service}: {code} request-id={id} {message}"))
+            let status = ctx.raw().status().as_u16();
+            if is_throttling_code(code) || status == 429 {
+                PortError::Throttled(describe(service, code, id, ""))
             } else {
-                PortError::Rejected(format!("{service}: {code} request-id={id} {message}"))
+                let text = describe(service, code, id, err.message().unwrap_or(""));
+                if status >= 500 {
+                    PortError::Unavailable(text)
+                } else {
+                    PortError::Rejected(text)
+                }
             }
         }
-        SdkError::ConstructionFailure(_) => PortError::Rejected(format!(
-            "{service}: ConstructionFailure request-id=- the request could not be built"
+        SdkError::ConstructionFailure(_) => PortError::Rejected(describe(
+            service,
+            "ConstructionFailure",
+            "-",
+            "the request could not be built",
         )),
-        _ => PortError::Unavailable(format!("{service}: Unknown request-id=- {error}")),
+        _ => PortError::Unavailable(describe(service, "Unknown", "-", &error.to_string())),
     }
 }
