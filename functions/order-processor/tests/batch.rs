@@ -355,18 +355,26 @@ async fn a_payment_is_never_sent_again_once_the_dedup_window_has_passed() {
     assert_eq!(ids.len(), 1);
 }
 
+/// Delivers `body` once with the payment request failing: the order is reserved, nothing is paid.
+async fn first_delivery_fails_at_the_payment<O: domain::ports::OrderStore>(
+    p: &Processor<O, RecordingPaymentQueue, RecordingNotifier, RecordingDeadLetters>,
+    body: &str,
+) {
+    p.payments
+        .faults
+        .fail_next("request_payment", PortError::Unavailable("sqs".into()));
+    assert!(matches!(
+        p.process_message("m1", body).await,
+        Outcome::Retry(_)
+    ));
+}
+
 #[tokio::test]
 async fn the_payment_window_counts_from_the_order_record_not_the_delivery() {
     let mut p = processor().with_payment_window(std::time::Duration::from_secs(30));
     p.clock = simulated_now;
     let body = order_body("ord-late", &[("widget", 1)]);
-    p.payments
-        .faults
-        .fail_next("request_payment", PortError::Unavailable("sqs".into()));
-    assert!(matches!(
-        p.process_message("m1", &body).await,
-        Outcome::Retry(_)
-    ));
+    first_delivery_fails_at_the_payment(&p, &body).await;
     advance_clock(31);
     assert_eq!(p.process_message("m1", &body).await, Outcome::Parked);
     assert!(p.payments.sent().is_empty());
@@ -459,13 +467,7 @@ async fn a_payment_recorded_meanwhile_by_another_copy_is_not_parked() {
     );
     p.clock = simulated_now;
     let body = order_body("ord-copies", &[("widget", 1)]);
-    p.payments
-        .faults
-        .fail_next("request_payment", PortError::Unavailable("sqs".into()));
-    assert!(matches!(
-        p.process_message("m1", &body).await,
-        Outcome::Retry(_)
-    ));
+    first_delivery_fails_at_the_payment(&p, &body).await;
     advance_clock(600);
     // Past the window the record still says unpaid on the first read, paid on the second.
     assert_eq!(

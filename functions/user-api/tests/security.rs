@@ -374,47 +374,19 @@ async fn members_may_only_use_their_verified_email() {
 
 #[tokio::test]
 async fn no_member_response_reveals_that_another_account_holds_an_address() {
-    let api = api_with_member().await; // MEMBER holds grace@example.com
-                                       // Probing someone else's address gives the same answer whether it is taken or free.
-    let probe = |email: &str| json!({"user_id": NEWCOMER, "name": "Probe", "email": email});
-    let taken = call(
-        &api,
-        &member_with_claim(
-            "POST",
-            "/users",
-            &probe("grace@example.com"),
-            NEWCOMER,
-            "me@example.com",
-            "true",
-        ),
-    )
-    .await;
-    let free = call(
-        &api,
-        &member_with_claim(
-            "POST",
-            "/users",
-            &probe("free@example.com"),
-            NEWCOMER,
-            "me@example.com",
-            "true",
-        ),
-    )
-    .await;
+    // MEMBER holds grace@example.com.
+    let api = api_with_member().await;
+    // A newcomer whose token says `claim` asks for a profile with `email`.
+    let probe = |email: &str, claim: &str| {
+        let body = json!({"user_id": NEWCOMER, "name": "Probe", "email": email});
+        member_with_claim("POST", "/users", &body, NEWCOMER, claim, "true")
+    };
+    // Probing someone else's address gives the same answer whether it is taken or free.
+    let taken = call(&api, &probe("grace@example.com", "me@example.com")).await;
+    let free = call(&api, &probe("free@example.com", "me@example.com")).await;
     assert_eq!((taken.status, &taken.body), (free.status, &free.body));
     // A member whose own verified address is held by another profile learns nothing about it.
-    let own = call(
-        &api,
-        &member_with_claim(
-            "POST",
-            "/users",
-            &probe("grace@example.com"),
-            NEWCOMER,
-            "grace@example.com",
-            "true",
-        ),
-    )
-    .await;
+    let own = call(&api, &probe("grace@example.com", "grace@example.com")).await;
     assert_eq!(own.status, 409, "{}", own.body);
     let detail = own.body["detail"].as_str().unwrap();
     assert!(
