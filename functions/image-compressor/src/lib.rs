@@ -19,6 +19,7 @@ use domain::image::variant_key;
 use domain::ports::{NewObject, ObjectStore};
 use domain::PortError;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::event::{metadata_value, records, Record, Upload};
 use crate::pipeline::{process_image, ImageError, PipelineConfig, Processed};
@@ -55,6 +56,19 @@ pub enum RecordOutcome {
     Ignored,
     /// A dependency failed; the invocation must be retried.
     Failed(PortError),
+}
+
+impl RecordOutcome {
+    /// The outcome's name in spans.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordOutcome::Written(_) => "written",
+            RecordOutcome::AlreadyDone => "already_done",
+            RecordOutcome::Skipped(_) => "skipped",
+            RecordOutcome::Ignored => "ignored",
+            RecordOutcome::Failed(_) => "failed",
+        }
+    }
 }
 
 /// At least one record met a transient failure: Lambda should retry the event.
@@ -126,7 +140,19 @@ impl<S: ObjectStore> Compressor<S> {
     }
 
     async fn process(&self, upload: &Upload) -> RecordOutcome {
-        let outcome = self.process_upload(upload).await;
+        let span = tracing::info_span!(
+            "image",
+            bucket = %upload.bucket,
+            key = %upload.key,
+            outcome = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let outcome = self.process_upload(upload).instrument(span.clone()).await;
+        span.record("outcome", outcome.label());
+        if matches!(outcome, RecordOutcome::Failed(_)) {
+            span.record("otel.status_code", "ERROR");
+        }
+        let _inside = span.enter();
         match &outcome {
             RecordOutcome::Skipped(reason) => {
                 tracing::error!(bucket = %upload.bucket, key = %upload.key, reason = %reason, "image skipped, not retried");
@@ -198,6 +224,7 @@ impl<S: ObjectStore> Compressor<S> {
             Err(e) => return transient_or_skip(e),
         };
         let original_size = bytes.len();
+        tracing::debug!(bytes = original_size as u64, "source object read");
         // CPU-bound work off the async executor; a panic there is contained by the pipeline.
         let (settings, pipeline) = (self.settings.clone(), self.pipeline);
         let started = std::time::Instant::now();

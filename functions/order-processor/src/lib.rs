@@ -26,6 +26,7 @@ use domain::PortError;
 use futures::future::join_all;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 /// A message body parsed into an order, or the reason it never can be.
 type Parsed = Result<OrderRequest, PoisonReason>;
@@ -129,7 +130,30 @@ where
             .attributes
             .get("AWSTraceHeader")
             .and_then(|raw| TraceHeader::parse(raw));
-        let outcome = self.process_parsed(id, body, parsed, trace.as_ref()).await;
+        // One span per order: it continues the message's trace, where the sender's spans are, so
+        // it is a service of its own there (a segment in X-Ray); without one it is a part of the
+        // invocation.
+        let order_id = parsed.as_ref().map(|r| r.order_id.as_str()).unwrap_or("");
+        let span = tracing::info_span!(
+            "order",
+            otel.kind = if trace.is_some() {
+                "server"
+            } else {
+                "internal"
+            },
+            otel.status_code = tracing::field::Empty,
+            message_id = id,
+            order_id,
+            outcome = tracing::field::Empty,
+        );
+        if let Some(trace) = &trace {
+            adapters::trace_export::continue_trace(&span, trace.as_str());
+        }
+        let outcome = self
+            .process_parsed(id, body, parsed, trace.as_ref())
+            .instrument(span.clone())
+            .await;
+        let _inside = span.enter();
         let label = match &outcome {
             Outcome::Confirmed => {
                 metrics::counter!(catalog::ORDERS_CONFIRMED).increment(1);
@@ -152,6 +176,10 @@ where
                 "retry"
             }
         };
+        span.record("outcome", label);
+        if matches!(outcome, Outcome::Retry(_)) {
+            span.record("otel.status_code", "ERROR");
+        }
         match &outcome {
             Outcome::Retry(e) => {
                 tracing::warn!(message_id = id, outcome = label, error = %e, "order message will be retried")
@@ -187,7 +215,14 @@ where
         let created_at = rfc3339((self.clock)());
         let order = Order::new(&request, OrderStatus::Confirmed, Vec::new(), created_at);
         let (order, fresh) = match self.orders.reserve(&order).await {
-            Ok(Reservation::Reserved) => (order, true),
+            Ok(Reservation::Reserved) => {
+                tracing::debug!(
+                    order_id = %order.order_id,
+                    lines = order.items.len(),
+                    "stock reserved and order recorded"
+                );
+                (order, true)
+            }
             Ok(Reservation::AlreadyExists) => match self.existing(&order.order_id).await {
                 Ok(existing) => (existing, false),
                 Err(e) => return Outcome::Retry(e),
@@ -289,7 +324,10 @@ where
                 .request_payment(&PaymentRequest::for_order(order), trace)
                 .await
             {
-                Ok(()) => paid = true,
+                Ok(()) => {
+                    tracing::debug!(order_id = %order.order_id, "payment requested");
+                    paid = true
+                }
                 Err(e) => failure = Some(e),
             }
         }
@@ -299,7 +337,10 @@ where
                 .publish(&OrderEvent::for_order(order), trace)
                 .await
             {
-                Ok(()) => notified = true,
+                Ok(()) => {
+                    tracing::debug!(order_id = %order.order_id, "order event published");
+                    notified = true
+                }
                 Err(e) => failure = Some(e),
             }
         }

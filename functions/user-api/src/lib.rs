@@ -23,6 +23,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use problem::ApiError;
@@ -314,7 +315,23 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let route = route(request.uri().path(), stage(&request).as_deref());
-    let result = dispatch(api, &request, route.as_ref()).await;
+    // The user id is personal data: the span carries a pseudonym, enough to group one user's requests.
+    let span = tracing::info_span!(
+        "api_request",
+        http.request.method = %method,
+        http.route = route_name(route.as_ref()),
+        user = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(Route::Item(id)) = &route {
+        span.record("user", adapters::trace_export::pseudonym(id).as_str());
+    }
+    tracing::debug!(parent: &span, method = %method, route = route_name(route.as_ref()), "request routed");
+    let result = dispatch(api, &request, route.as_ref())
+        .instrument(span.clone())
+        .await;
+    let _inside = span.enter();
     if let Some(origin) = result
         .as_ref()
         .err()
@@ -336,11 +353,11 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
         &api.allowed_origins,
     );
     let status = response.status().as_u16();
-    let route_name = match route {
-        Some(Route::Collection) => "/users",
-        Some(Route::Item(_)) => "/users/{id}",
-        None => "unknown",
-    };
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    let route_name = route_name(route.as_ref());
     let status_class = match status {
         500.. => "5xx",
         400..=499 => "4xx",
@@ -359,6 +376,14 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
         "request handled"
     );
     response
+}
+
+fn route_name(route: Option<&Route>) -> &'static str {
+    match route {
+        Some(Route::Collection) => "/users",
+        Some(Route::Item(_)) => "/users/{id}",
+        None => "unknown",
+    }
 }
 
 async fn dispatch<S: UserStore>(

@@ -4,6 +4,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::call_spans::CallSpans;
 use crate::config::AwsSettings;
 
 /// Loads region, credentials and endpoint overrides (`AWS_ENDPOINT_URL`, per-service variants) from the
@@ -28,23 +29,38 @@ pub fn timeouts(settings: &AwsSettings) -> TimeoutConfig {
         .build()
 }
 
+// Every client carries the `CallSpans` interceptor: one span per AWS call.
+
 /// S3 client; path-style addressing when an endpoint override (a local emulator) is in use.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let local = config.endpoint_url().is_some();
     let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(local)
+        .interceptor(CallSpans)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(CallSpans)
+            .build(),
+    )
 }
 
 pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(config)
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(config)
+            .interceptor(CallSpans)
+            .build(),
+    )
 }
 
 pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(config)
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(config)
+            .interceptor(CallSpans)
+            .build(),
+    )
 }

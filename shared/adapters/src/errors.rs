@@ -25,11 +25,7 @@ pub fn is_throttling_code(code: &str) -> bool {
 
 /// The request id AWS returned with a response (`-` when there is none to give).
 fn request_id(response: &HttpResponse) -> &str {
-    ["x-amzn-requestid", "x-amz-request-id"]
-        .iter()
-        .find_map(|name| response.headers().get(*name))
-        .filter(|id| !id.is_empty() && !id.contains(char::is_whitespace))
-        .unwrap_or("-")
+    crate::call_spans::response_request_id(response.headers()).unwrap_or("-")
 }
 
 /// The text of every classified error, `<service>: <Code> request-id=<id> <message>`: the one

@@ -2,6 +2,7 @@
 //! telemetry (JSON logs and CloudWatch Embedded Metric Format metrics) shared by the three functions.
 
 pub mod aws;
+pub mod call_spans;
 pub mod config;
 pub mod dynamo;
 pub mod dynamo_orders;
@@ -13,5 +14,10 @@ pub mod sns;
 pub mod sqs;
 pub mod telemetry;
 pub mod trace_env;
+pub mod trace_export;
 
 pub use config::{ConfigError, Env};
+
+/// Held by the unit tests that measure the process's heap, and by those that allocate a lot.
+#[cfg(test)]
+pub(crate) static HEAP_QUIET: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -64,10 +64,10 @@ impl PaymentQueue for SqsPaymentQueue {
                 .message_deduplication_id(&request.order_id);
         }
         // The system attribute Lambda and X-Ray read to continue the trace in the consumer.
-        if let Some(trace) = trace {
+        if let Some(trace) = crate::trace_export::header_to_send(trace) {
             let value = MessageSystemAttributeValue::builder()
                 .data_type("String")
-                .string_value(trace.as_str())
+                .string_value(trace)
                 .build()
                 .map_err(|e| PortError::Rejected(format!("sqs: bad trace attribute: {e}")))?;
             send = send.message_system_attributes(

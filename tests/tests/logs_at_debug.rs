@@ -1,0 +1,137 @@
+//! No personal data in the logs at the most verbose level: a user's profile lifecycle and an order,
+//! through the real SDK against the emulator, logged by the production log layer with
+//! `AWS_LAMBDA_LOG_LEVEL=TRACE`. The only test in this binary, so no other thread can spoil
+//! `tracing`'s callsite interest cache while it runs.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use adapters::sns::SnsNotifier;
+use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
+use adapters::Env;
+use integration_tests as h;
+use integration_tests::fixtures::api_event;
+use order_processor::Processor;
+use serde_json::{json, Value};
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::ErrorKind::Other)?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn trace_level_logs_carry_no_personal_data() {
+    let config = h::sdk_config().await;
+    let users = h::create_users_table(&config).await;
+    let api = user_api::Api::new(
+        adapters::dynamo_users::DynamoUserStore::new(
+            adapters::aws::dynamodb_client(&config),
+            users,
+        ),
+        vec!["https://app.example.com".into()],
+        "secret",
+    );
+    let resources = h::create_order_stack(&config).await;
+    let store = adapters::dynamo_orders::DynamoOrderStore::new(
+        adapters::aws::dynamodb_client(&config),
+        resources.orders_table.clone(),
+        resources.inventory_table.clone(),
+    );
+    store.set_stock("widget", 5).await.unwrap();
+    let sqs = adapters::aws::sqs_client(&config);
+    let processor = Processor::new(
+        store,
+        SqsPaymentQueue::new(sqs.clone(), &resources.payment_url),
+        SnsNotifier::new(adapters::aws::sns_client(&config), &resources.topic),
+        SqsDeadLetters::new(sqs, &resources.dlq_url),
+    );
+
+    let me = uuid::Uuid::new_v4().to_string();
+    let name = "Katherine Coleman Johnson";
+    let email = "katherine.private@example.com";
+    let customer = "customer-secret-7781";
+    let logs = Captured::default();
+    let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
+    let subscriber = tracing_subscriber::registry().with(adapters::telemetry::log_layer(
+        "suite",
+        logs.clone(),
+        &env,
+        Arc::new(AtomicBool::new(false)),
+    ));
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let body = json!({"name": name, "email": email}).to_string();
+        let item = format!("/users/{me}");
+        let invalid = json!({"email": format!("not-an-email {email}")}).to_string();
+        for (method, path, body) in [
+            ("POST", "/users", Some(body.as_str())),
+            ("GET", item.as_str(), None),
+            ("PATCH", item.as_str(), Some(invalid.as_str())),
+            ("DELETE", item.as_str(), None),
+        ] {
+            let event = api_event(method, path, body, Some(&me), false);
+            let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+            let status = user_api::handle(&api, request).await.status().as_u16();
+            assert!(status < 500, "{method} {path}: {status}");
+        }
+        let mut order = aws_lambda_events::event::sqs::SqsMessage::default();
+        order.message_id = Some("m-1".into());
+        order.body = Some(
+            json!({"order_id": "ord-debug", "user_id": customer,
+                "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"})
+            .to_string(),
+        );
+        let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+        event.records.push(order);
+        let failures = processor.process_batch(event).await.batch_item_failures;
+        assert!(failures.is_empty());
+    }
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    // The run really was verbose: both functions' debug lines are there.
+    for target in ["user_api", "order_processor"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["level"] == "DEBUG" && l["target"] == target),
+            "a DEBUG line from {target}: {text}"
+        );
+    }
+    for secret in [
+        name,
+        "Coleman",
+        email,
+        "katherine.private",
+        customer,
+        "not-an-email",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} leaked into logs: {text}"
+        );
+    }
+}
