@@ -197,11 +197,21 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
         other => panic!("no configuration known for {other}"),
     }
     .unwrap_or_else(|e| panic!("{binary} does not start with the template's environment: {e}"));
+    adapters::telemetry::read_env(env);
     env.names_read()
 }
 
+/// Set by Lambda itself, from the template's `LoggingConfig` and `Tracing` (checked below).
+const SET_BY_LAMBDA: [&str; 3] = [
+    "AWS_LAMBDA_LOG_FORMAT",
+    "AWS_LAMBDA_LOG_LEVEL",
+    "AWS_XRAY_DAEMON_ADDRESS",
+];
+
 /// Read by the code with a documented default, deliberately not set by the template.
-const OPTIONAL: [&str; 6] = [
+const OPTIONAL: [&str; 8] = [
+    "LOG_LEVEL",
+    "OTEL_SDK_DISABLED",
     "CACHE_CONTROL",
     "MAX_PIXELS_PER_BYTE",
     "BACKGROUND_COLOR",
@@ -260,7 +270,7 @@ fn environment_variables_match_what_the_code_reads() {
         );
         let unset: Vec<_> = read
             .difference(&set)
-            .filter(|n| !OPTIONAL.contains(&n.as_str()))
+            .filter(|n| !OPTIONAL.contains(&n.as_str()) && !SET_BY_LAMBDA.contains(&n.as_str()))
             .collect();
         assert!(
             unset.is_empty(),
@@ -274,6 +284,18 @@ fn environment_variables_match_what_the_code_reads() {
             );
         }
     }
+    // What Lambda sets those variables from.
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(
+        globals["Tracing"], "Active",
+        "AWS_XRAY_DAEMON_ADDRESS comes with active tracing"
+    );
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    assert_eq!(
+        tag(&globals["LoggingConfig"]["ApplicationLogLevel"]),
+        Some(("Ref".to_string(), "LogLevel".to_string())),
+        "AWS_LAMBDA_LOG_LEVEL comes from ApplicationLogLevel"
+    );
 }
 
 /// What each function's code calls, per resource: the adapters' action tables applied to the

@@ -225,6 +225,12 @@ pub fn log_filter(env: &Env) -> EnvFilter {
         .or_else(|| env.get("LOG_LEVEL"))
         .unwrap_or_else(|| "info".into())
         .to_lowercase();
+    // Lambda's most severe level; `tracing` stops at error.
+    let level = if level == "fatal" {
+        "error".to_string()
+    } else {
+        level
+    };
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let directives = if level.contains('=') || level.contains(',') {
         level
@@ -332,6 +338,14 @@ where
     JsonLogLayer::new(service, writer)
         .with_format(LogFormat::from_env(env))
         .with_filter(log_filter(env).or(sampled_debug).or(our_spans))
+}
+
+/// Reads every variable `Telemetry::init` reads (for checks that compare them with the template).
+pub fn read_env(env: &Env) {
+    let _ = log_filter(env);
+    let _ = LogFormat::from_env(env);
+    let _ = debug_sample_rate(env);
+    let _ = SpanExport::from_env(env, "check");
 }
 
 /// Per-process telemetry: logging installed, spans exported when traced, metrics collector ready.
@@ -501,6 +515,8 @@ mod tests {
         assert_eq!(f.max_level_hint(), Some(LevelFilter::DEBUG));
         let f = log_filter(&Env::from_pairs(&[("LOG_LEVEL", "error")]));
         // Dependencies are never more verbose than the suite's own level.
+        assert_eq!(f.max_level_hint(), Some(LevelFilter::ERROR));
+        let f = log_filter(&Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
         assert_eq!(f.max_level_hint(), Some(LevelFilter::ERROR));
         let f = log_filter(&Env::from_pairs(&[("LOG_LEVEL", "not a level!")]));
         assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
