@@ -6,8 +6,11 @@ is expected; always stops what it started.
 """
 import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -53,6 +56,49 @@ def invoke(function, payload, timeout=900):
         return json.loads(body), error
     except json.JSONDecodeError:
         return body, error or "unreadable response"
+
+
+class XrayDaemon:
+    """Stands where Lambda's X-Ray daemon would: keeps the segment documents the functions send (UDP,
+    each after a `{"format": "json", "version": 1}` line)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.documents = []
+        self.running = True
+        self.thread = threading.Thread(target=self.listen, daemon=True)
+        self.thread.start()
+
+    def listen(self):
+        while self.running:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            header, _, body = data.decode(errors="replace").partition("\n")
+            try:
+                if json.loads(header).get("format") == "json":
+                    self.documents.append(json.loads(body))
+            except json.JSONDecodeError:
+                pass
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def new_trace_header():
+    """A trace as a sender would start it: X-Ray ids begin with the time, in hex."""
+    root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return root, secrets.token_hex(8), f"Root={root};Parent=PARENT;Sampled=1"
+
+
+def header_fields(header):
+    return dict(part.split("=", 1) for part in (header or "").split(";") if "=" in part)
 
 
 def start_watch():
@@ -164,7 +210,7 @@ def tour_users():
               f"{method:<6} {event['rawPath']:<48} {status} (want {expected})  {label}: {detail}")
 
 
-def tour_orders(stack, clients):
+def tour_orders(stack, clients, trace):
     say("\n3. order-processor: an SQS batch → stock, orders, payments, events, DLQ")
     ddb, sqs, sns = clients["dynamodb"], clients["sqs"], clients["sns"]
     r = stack["resources"]
@@ -177,6 +223,8 @@ def tour_orders(stack, clients):
     sub_arn = sqs.get_queue_attributes(QueueUrl=sub_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=r["OrderEventsTopic"], Protocol="sqs", Endpoint=sub_arn)
     batch = json.loads((EVENTS / "order-processor" / "mixed-batch.json").read_text())
+    # The first message arrives in a trace its sender started, as SQS delivers it to Lambda.
+    batch["Records"][0]["attributes"]["AWSTraceHeader"] = trace
     say("   batch: ord-1001, ord-1002 (500 gizmos), ord-1001 again, malformed JSON, an invalid order")
     result, error = invoke("order-processor", batch)
     check(error is None and result == {"batchItemFailures": []}, f"no message left to retry: {result}")
@@ -195,14 +243,17 @@ def tour_orders(stack, clients):
     def drain(url):
         out = []
         while True:
-            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                      AttributeNames=["All"]).get("Messages", [])
             if not got:
                 return out
             out += got
             for m in got:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
-    payments = [json.loads(m["Body"]) for m in drain(r["PaymentQueue"])]
+    payment_messages = drain(r["PaymentQueue"])
+    payments = [json.loads(m["Body"]) for m in payment_messages]
+    sent_on = {"payment message": payment_messages[0].get("Attributes", {}).get("AWSTraceHeader") if payment_messages else None}
     for p in payments:
         say(f"   payment request: order {p['order_id']} amount {p['amount']}")
     check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the confirmed order")
@@ -211,6 +262,8 @@ def tour_orders(stack, clients):
         envelope = json.loads(m["Body"])
         event = json.loads(envelope["Message"])
         events.append((envelope["MessageAttributes"]["event_type"]["Value"], event["order_id"]))
+        if event["order_id"] == "ord-1001":
+            sent_on["ORDER_CREATED event"] = envelope["MessageAttributes"].get("AWSTraceHeader", {}).get("Value")
     for kind, order in sorted(events):
         say(f"   notification: {kind} {order}")
     check(sorted(events) == [("ORDER_CANCELLED", "ord-1002"), ("ORDER_CREATED", "ord-1001")],
@@ -221,6 +274,41 @@ def tour_orders(stack, clients):
         say(f"   dead letter: {a['error_code']['StringValue']}: {a['error_reason']['StringValue'][:80]}")
     check(sorted(m["MessageAttributes"]["error_code"]["StringValue"] for m in parked) == ["INVALID_JSON", "INVALID_ORDER"],
           "both poison messages parked with their reason")
+    return sent_on
+
+
+def show_trace(daemon, root, sender, sent_on):
+    say("\n4. one order's trace, from what order-processor exported (X-Ray segment documents over UDP)")
+    time.sleep(0.3)
+    docs = [d for d in daemon.documents if d.get("trace_id") == root]
+    say(f"   trace {root}: {len(docs)} documents of {len(daemon.documents)} received")
+    ms = lambda d: (d["end_time"] - d["start_time"]) * 1000
+    orders = [d for d in docs if d.get("type") != "subsegment" and d.get("name") == "order-processor"]
+    check(len(orders) == 1 and orders[0].get("parent_id") == sender,
+          f"ord-1001 continues its sender's trace as an order-processor segment below span {sender}")
+    if not orders:
+        return
+    order = orders[0]
+    notes = order.get("annotations", {})
+    say(f"   order-processor  {notes.get('order_id', '?')} {notes.get('outcome', '?'):<10} "
+        f"{ms(order):7.1f} ms   segment {order['id']}, parent {order['parent_id']} (the sender)")
+    calls = sorted((d for d in docs if d.get("parent_id") == order["id"]), key=lambda d: d["start_time"])
+    for i, call in enumerate(calls):
+        aws = call.get("aws", {})
+        name = f"{call['name']}.{aws.get('operation', '?')}"
+        status = call.get("http", {}).get("response", {}).get("status", "")
+        offset = (call["start_time"] - order["start_time"]) * 1000
+        say(f"     {'└' if i == len(calls) - 1 else '├'} {name:<30} {call.get('annotations', {}).get('outcome', '?'):<4} {status!s:<4}"
+            f" +{offset:6.1f} ms {ms(call):7.1f} ms   request-id {aws.get('request_id', '-')[:20]}")
+    names = {f"{c['name']}.{c.get('aws', {}).get('operation')}" for c in calls}
+    check({"DynamoDB.TransactWriteItems", "SQS.SendMessage", "SNS.Publish"} <= names and
+          all(c.get("aws", {}).get("request_id") for c in calls),
+          "every AWS call is a span with its request id: the reservation, the payment message, the event")
+    for what, header in sent_on.items():
+        f = header_fields(header)
+        say(f"   {what} carries {header}")
+        check(f.get("Root") == root and f.get("Parent") == order["id"],
+              f"the {what}'s consumer continues the same trace, below the order's segment")
 
 
 def main():
@@ -228,6 +316,7 @@ def main():
     say("make demo: the suite on a local AWS emulator (no AWS account)")
     say("\n0. local stack from template.yaml")
     ls.LOCAL.mkdir(exist_ok=True)
+    daemon = None
     try:
         if ls.port_open(PORT) and ls.pid_alive(ls.LOCAL / "moto.pid"):
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{PORT}/moto-api/reset", method="POST"))
@@ -236,13 +325,22 @@ def main():
         import boto3
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=ls.REGION)
         clients = {name: session.client(name, endpoint_url=stack["endpoint"]) for name in ("s3", "dynamodb", "sqs", "sns")}
+        # Spans go where Lambda's X-Ray daemon would be.
+        daemon = XrayDaemon()
+        with open(ls.LOCAL / "env", "a") as env:
+            env.write(f"AWS_XRAY_DAEMON_ADDRESS={daemon.address}\n")
         start_watch()
+        say(f"   spans exported to a stand-in X-Ray daemon on udp {daemon.address}")
         say("   (the first invocation of each function compiles it; later ones are instant)")
         tour_images(stack, clients)
         tour_users()
-        tour_orders(stack, clients)
+        root, sender, header = new_trace_header()
+        sent_on = tour_orders(stack, clients, header.replace("PARENT", sender))
+        show_trace(daemon, root, sender, sent_on)
     finally:
-        say("\n4. stopping what the demo started")
+        say("\n5. stopping what the demo started")
+        if daemon is not None:
+            daemon.stop()
         ls.down()
     say(f"\ndemo: {'all outcomes as expected' if not failures else f'{len(failures)} unexpected outcome(s)'}"
         f" in {time.time() - started:.0f}s")
