@@ -303,3 +303,77 @@ async fn an_api_request_is_a_span_naming_its_route_and_a_pseudonym_never_the_use
         "the read is a part of the GET request"
     );
 }
+
+#[tokio::test]
+async fn an_upload_is_a_span_naming_its_key_and_outcome_with_its_s3_calls_below() {
+    let config = h::sdk_config().await;
+    let s3 = adapters::aws::s3_client(&config);
+    let source = h::create_bucket(&config, "traced-uploads").await;
+    let destination = h::create_bucket(&config, "traced-variants").await;
+    let uploads = [
+        ("photos/spring.png", "good/spring-rgba-1600x1200.png"),
+        ("photos/broken.jpg", "bad/garden-truncated-40pct.jpg"),
+    ];
+    let mut records = Vec::new();
+    for (key, file) in uploads {
+        let body = h::fixtures::test_image(file);
+        s3.put_object()
+            .bucket(&source)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        records.push(
+            json!({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": source}, "object": {"key": key, "size": body.len()}}}),
+        );
+    }
+    let compressor = image_compressor::Compressor::new(
+        adapters::s3::S3ObjectStore::new(s3),
+        h::fixtures::compressor_settings(&destination),
+    );
+
+    let daemon = Daemon::start();
+    let export =
+        SpanExport::to_daemon(daemon.0.local_addr().unwrap(), "image-compressor", None).unwrap();
+    let subscriber = tracing_subscriber::registry().with(export.layer());
+    let root = root();
+    let invocation = format!("Root={root};Parent={SENDER};Sampled=1");
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let span = tracing::info_span!(target: "adapters::telemetry", "invocation");
+        adapters::trace_export::continue_trace(&span, &invocation);
+        let outcomes =
+            tracing::Instrument::instrument(compressor.handle(json!({ "Records": records })), span)
+                .await
+                .unwrap();
+        assert_eq!(outcomes.len(), 2);
+    }
+    let documents = daemon.documents();
+    let image = |key: &str| {
+        documents
+            .iter()
+            .find(|d| d["name"] == "image" && d["annotations"]["key"] == key)
+            .unwrap_or_else(|| panic!("the span of {key} in {documents:#?}"))
+    };
+    let (written, skipped) = (image("photos/spring.png"), image("photos/broken.jpg"));
+    assert_eq!(written["annotations"]["outcome"], "written", "{written}");
+    assert_eq!(
+        written["annotations"]["bucket"],
+        source.as_str(),
+        "{written}"
+    );
+    assert_eq!(skipped["annotations"]["outcome"], "skipped", "{skipped}");
+    let below = |parent: &Value, operation: &str| {
+        documents
+            .iter()
+            .filter(|d| d["parent_id"] == parent["id"] && d["aws"]["operation"] == operation)
+            .count()
+    };
+    assert_eq!(below(written, "GetObject"), 1, "{documents:#?}");
+    assert_eq!(below(written, "PutObject"), 4, "one write per variant");
+    assert_eq!(below(skipped, "GetObject"), 1);
+    assert_eq!(below(skipped, "PutObject"), 0);
+    assert!(documents.iter().all(|d| d["trace_id"] == root.as_str()));
+}

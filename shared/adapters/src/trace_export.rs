@@ -281,6 +281,36 @@ mod tests {
     }
 
     #[test]
+    fn lambdas_trace_header_is_read_with_its_lineage_and_a_bad_one_is_not() {
+        let read = |header: &str| {
+            let cx = XrayPropagator::default().extract(&HeaderCarrier(header));
+            let span = cx.span();
+            let sc = span.span_context();
+            (
+                sc.is_valid(),
+                sc.trace_id().to_string(),
+                sc.span_id().to_string(),
+                sc.is_sampled(),
+            )
+        };
+        let lambda = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:a3b5c7d9:0";
+        assert_eq!(
+            read(lambda),
+            (
+                true,
+                "5759e988bd862e3fe1be46a994272793".to_string(),
+                "53995c3f42cd8ad8".to_string(),
+                true
+            )
+        );
+        assert!(
+            !read("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0").3
+        );
+        assert!(!read("Root=garbage;Parent=53995c3f42cd8ad8").0);
+        assert!(!read("").0);
+    }
+
+    #[test]
     fn only_this_suites_crates_are_ours() {
         for target in [
             "adapters",
