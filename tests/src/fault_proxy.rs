@@ -21,6 +21,9 @@ pub enum Fault {
     Hang,
     /// Every request gets the throttling error of the service it was meant for.
     Throttle,
+    /// Every DynamoDB request is answered as a transaction cancelled by a concurrent one on the same
+    /// items (`TransactionCanceledException`, every reason `TransactionConflict`).
+    TransactionConflict,
 }
 
 pub struct FaultProxy {
@@ -55,7 +58,7 @@ impl FaultProxy {
         self.mode.send_replace(fault);
     }
 
-    /// Requests answered with a throttling error so far.
+    /// Requests answered with an injected error (throttling or a transaction conflict) so far.
     pub fn throttled(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -141,10 +144,14 @@ async fn handle(
             while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
             std::future::pending::<()>().await;
         }
-        Fault::Throttle => {
+        Fault::Throttle | Fault::TransactionConflict => {
             while let Some(head) = read_request(&mut client).await {
                 throttled.fetch_add(1, Ordering::Relaxed);
-                let (status, content_type, body) = throttling_error(&head);
+                let (status, content_type, body) = if fault == Fault::Throttle {
+                    throttling_error(&head)
+                } else {
+                    TRANSACTION_CONFLICT
+                };
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-amzn-requestid: fault-proxy\r\n\r\n{body}",
                     body.len()
@@ -188,6 +195,13 @@ async fn read_request(client: &mut TcpStream) -> Option<String> {
     }
     Some(head)
 }
+
+/// DynamoDB's answer to a transaction that lost a race with another on the same items.
+const TRANSACTION_CONFLICT: (&str, &str, &str) = (
+    "400 Bad Request",
+    "application/x-amz-json-1.0",
+    r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#,
+);
 
 /// The throttling error each service's protocol uses, chosen from the request's headers.
 fn throttling_error(head: &str) -> (&'static str, &'static str, &'static str) {

@@ -330,3 +330,43 @@ async fn images_fail_for_retry_with_no_output_then_complete() {
     let again = compressor.handle(event).await.unwrap();
     assert_eq!(again, [RecordOutcome::AlreadyDone]);
 }
+
+/// Not a `tokio::test`: the metrics capture runs the work on a runtime of its own.
+#[test]
+fn a_reservation_lost_to_a_concurrent_one_is_counted_retried_and_applies_nothing() {
+    let mut seen = (0, BTreeSet::new(), None);
+    let metrics = adapters::metric_catalog::capture(async {
+        let s = orders_stack().await;
+        s.store.set_stock("widget", 5).await.unwrap();
+        let ddb = FaultProxy::start(&h::emulator().endpoint).await;
+        ddb.set(Fault::TransactionConflict);
+        let direct = aws_sdk_sqs::Client::new(&s.direct);
+        let processor = Processor::new(
+            s.stack.store(&through(&ddb).await),
+            SqsPaymentQueue::new(direct.clone(), &s.stack.payment_url),
+            SnsNotifier::new(aws_sdk_sns::Client::new(&s.direct), &s.stack.topic),
+            SqsDeadLetters::new(direct, &s.stack.dlq_url),
+        );
+        let response = processor
+            .process_batch(batch(&[("m-raced", &order("raced", "widget", 2))]))
+            .await;
+        seen = (
+            ddb.throttled(),
+            failed(&response),
+            s.store.stock("widget").await.unwrap(),
+        );
+    })
+    .unwrap();
+    let (cancellations, failures, stock) = seen;
+    // The first attempt and the adapter's 4 retries all lose the race; the message is retried.
+    assert_eq!(cancellations, 5);
+    assert_eq!(failures, BTreeSet::from(["m-raced".to_string()]));
+    assert_eq!(stock, Some(5), "nothing was reserved");
+    assert!(
+        metrics.contains(&(
+            adapters::metric_catalog::STOCK_RESERVATION_CONFLICTS.to_string(),
+            vec![]
+        )),
+        "{metrics:?}"
+    );
+}

@@ -89,10 +89,12 @@ const CONFLICT_RETRIES: u32 = 4;
 
 /// Runs a transaction. A cancellation caused only by a concurrent transaction on the same items
 /// (`TransactionConflict`) is retried a few times with backoff, so racing writers get a definite
-/// answer (usually a condition failure) rather than a spurious "try again".
+/// answer (usually a condition failure) rather than a spurious "try again". Each such cancellation
+/// counts one on `conflict_metric`, when there is one.
 pub async fn transact(
     client: &aws_sdk_dynamodb::Client,
     items: Vec<TransactWriteItem>,
+    conflict_metric: Option<&'static str>,
 ) -> Result<(), TxFailure> {
     let mut attempt = 0;
     loop {
@@ -122,6 +124,11 @@ pub async fn transact(
             && reasons
                 .iter()
                 .all(|c| c == "TransactionConflict" || c == "None");
+        if only_conflicts {
+            if let Some(name) = conflict_metric {
+                metrics::counter!(name).increment(1);
+            }
+        }
         if only_conflicts && attempt < CONFLICT_RETRIES {
             attempt += 1;
             tokio::time::sleep(Duration::from_millis(10 << attempt)).await;

@@ -168,7 +168,13 @@ impl OrderStore for DynamoOrderStore {
         }
         actions.push(self.put_order(order)?);
         let order_index = order.items.len();
-        match transact(&self.client, actions).await {
+        match transact(
+            &self.client,
+            actions,
+            Some(crate::metric_catalog::STOCK_RESERVATION_CONFLICTS),
+        )
+        .await
+        {
             Ok(()) => Ok(Reservation::Reserved),
             Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, order_index) => {
                 Ok(Reservation::AlreadyExists)

@@ -136,7 +136,7 @@ impl UserStore for DynamoUserStore {
             TransactWriteItem::builder().put(put_user).build(),
             self.put_email(&user.email, user.user_id)?,
         ];
-        match transact(&self.client, items).await {
+        match transact(&self.client, items, None).await {
             Ok(()) => Ok(()),
             Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, 0) => {
                 Err(PortError::AlreadyExists("user_id".into()))
@@ -201,7 +201,7 @@ impl UserStore for DynamoUserStore {
             items.push(self.delete_email(&previous.email, previous.user_id)?);
             items.push(self.put_email(&updated.email, updated.user_id)?);
         }
-        match transact(&self.client, items).await {
+        match transact(&self.client, items, None).await {
             Ok(()) => Ok(()),
             Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, 0) => {
                 Err(self.missing_or_changed(previous.user_id).await)
@@ -227,7 +227,7 @@ impl UserStore for DynamoUserStore {
             TransactWriteItem::builder().delete(delete_user).build(),
             self.delete_email(&user.email, user.user_id)?,
         ];
-        match transact(&self.client, items).await {
+        match transact(&self.client, items, None).await {
             Ok(()) => Ok(()),
             Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, 0) => {
                 Err(self.missing_or_changed(user.user_id).await)

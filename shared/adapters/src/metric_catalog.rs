@@ -32,6 +32,9 @@ pub const ORDERS_CANCELLED: &str = "OrdersCancelled";
 pub const ORDERS_ALREADY_PROCESSED: &str = "OrdersAlreadyProcessed";
 pub const MESSAGES_PARKED: &str = "MessagesParked";
 pub const MESSAGES_RETRIED: &str = "MessagesRetried";
+/// A stock reservation cancelled because a concurrent one held the same items (each one, retried
+/// or not): contention on hot products.
+pub const STOCK_RESERVATION_CONFLICTS: &str = "StockReservationConflicts";
 // image-compressor.
 pub const IMAGES_PROCESSED: &str = "ImagesProcessed";
 pub const IMAGES_SKIPPED: &str = "ImagesSkipped";
@@ -51,6 +54,10 @@ pub const ROUTE: &str = "route";
 /// `2xx`, `4xx` or `5xx`.
 pub const STATUS_CLASS: &str = "status_class";
 
+/// Metrics an AWS adapter emits (what happens inside DynamoDB, out of the reach of the in-memory
+/// ports the handlers' unit tests use): the emulator tests check them.
+pub const EMITTED_BY_ADAPTERS: &[&str] = &[STOCK_RESERVATION_CONFLICTS];
+
 pub const CATALOG: &[MetricSpec] = &[
     spec(COLD_START, "Count", &[], "every function"),
     spec(INVOCATION_DURATION, "Milliseconds", &[], "every function"),
@@ -59,6 +66,7 @@ pub const CATALOG: &[MetricSpec] = &[
     spec(ORDERS_ALREADY_PROCESSED, "Count", &[], "order-processor"),
     spec(MESSAGES_PARKED, "Count", &[REASON], "order-processor"),
     spec(MESSAGES_RETRIED, "Count", &[], "order-processor"),
+    spec(STOCK_RESERVATION_CONFLICTS, "Count", &[], "order-processor"),
     spec(IMAGES_PROCESSED, "Count", &[], "image-compressor"),
     spec(IMAGES_SKIPPED, "Count", &[REASON], "image-compressor"),
     spec(IMAGES_FAILED_TRANSIENTLY, "Count", &[], "image-compressor"),
@@ -84,11 +92,12 @@ const fn spec(
     }
 }
 
-/// The catalogue's entries for one function, as (name, dimensions) pairs.
+/// The catalogue's entries one function's handler emits (not its adapters: `EMITTED_BY_ADAPTERS`),
+/// as (name, dimensions) pairs.
 pub fn emitted_by(function: &str) -> MetricKeys {
     CATALOG
         .iter()
-        .filter(|m| m.emitted_by == function)
+        .filter(|m| m.emitted_by == function && !EMITTED_BY_ADAPTERS.contains(&m.name))
         .map(|m| {
             let mut dims: Vec<String> = m.dimensions.iter().map(|d| d.to_string()).collect();
             dims.sort();
@@ -120,7 +129,9 @@ impl CapturedMetrics {
 /// returns the metrics it registered (for tests of what a handler emits).
 pub fn capture<F: std::future::Future>(work: F) -> std::io::Result<MetricKeys> {
     let captured = CapturedMetrics::default();
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     metrics::with_local_recorder(&captured, || runtime.block_on(work));
     Ok(captured.keys())
 }
@@ -178,6 +189,7 @@ mod tests {
                 "OrdersAlreadyProcessed[] Count",
                 "MessagesParked[reason] Count",
                 "MessagesRetried[] Count",
+                "StockReservationConflicts[] Count",
                 "ImagesProcessed[] Count",
                 "ImagesSkipped[reason] Count",
                 "ImagesFailedTransiently[] Count",
