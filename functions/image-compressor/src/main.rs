@@ -9,7 +9,10 @@ use image_compressor::Compressor;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time per process, and its work waits on AWS (the
+// image pipeline runs on the blocking pool). No worker threads to start, no stacks or malloc arenas
+// of theirs in memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("image-compressor");
     let config = report_cold_start(Config::from_env(&Env::process()))?;

@@ -10,7 +10,9 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use order_processor::config::Config;
 use order_processor::Processor;
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
+// worker threads to start, no stacks or malloc arenas of theirs in memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("order-processor");
     let config = report_cold_start(Config::from_env(&Env::process()))?;

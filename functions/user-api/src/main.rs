@@ -7,7 +7,9 @@ use lambda_http::{service_fn, Request, RequestExt};
 use user_api::config::Config;
 use user_api::{handle, Api};
 
-#[tokio::main]
+// One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
+// worker threads to start, no stacks or malloc arenas of theirs in memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let telemetry = Telemetry::init("user-api");
     let config = report_cold_start(Config::from_env(&Env::process()))?;
