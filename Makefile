@@ -19,7 +19,7 @@ FUNCTIONS := image-compressor user-api order-processor
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
+.PHONY: help setup bench-tracing build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
         demo local-up local-down bench deploy fuzz chaos clean
 
 help: ## List the targets
@@ -104,6 +104,12 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	@command -v nasm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nasm; } || \
 	  echo "bench: nasm could not be installed: the JPEG codec is built without its x86 SIMD"
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
+
+bench-tracing: setup $(BENCH_STAMP) ## What span export costs: cold start, latency, RSS vs TRACING_BASELINE (a git rev); a BENCHMARKS.md section
+	$(PY) bench/tracing_overhead.py --baseline $(TRACING_BASELINE) $(BENCH_ARGS)
+
+TRACING_BASELINE ?= 728f525
 
 FUZZ_SECS    ?= 60
 FUZZ_TARGETS ?= s3_event image_pipeline api_request order_message

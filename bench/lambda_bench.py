@@ -15,9 +15,11 @@ import json
 import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -64,9 +66,44 @@ def memory_sizes():
     return sizes
 
 
+class XraySink:
+    """Where Lambda's X-Ray daemon would be: a UDP socket that counts the segment documents sent to it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.received = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.listen, daemon=True)
+        self.thread.start()
+
+    def listen(self):
+        while self.running:
+            try:
+                self.sock.recv(65536)
+                self.received += 1
+            except socket.timeout:
+                continue
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+# The Rust builds a run can use: the current one, with span export on (as deployed: Tracing: Active)
+# or off, and optionally another commit's (bench/tracing_overhead.py).
+RUST_VARIANTS = {"rust": {}, "rust-untraced": {"OTEL_SDK_DISABLED": "true"}, "rust-baseline": {}}
+
+
 class Bench:
-    def __init__(self, quick):
+    def __init__(self, quick, baseline_dir=None):
         self.quick = quick
+        self.binaries = {"rust": ROOT / "target" / "release", "rust-untraced": ROOT / "target" / "release",
+                         "rust-baseline": baseline_dir}
+        self.sink = XraySink()
         self.moto = subprocess.Popen([sys.executable, str(ROOT / "tools" / "moto_server.py")],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
@@ -83,6 +120,7 @@ class Bench:
         self.counter = 0
 
     def close(self):
+        self.sink.close()
         self.moto.stdin.close()
         try:
             self.moto.wait(timeout=20)
@@ -102,8 +140,8 @@ class Bench:
     # --- processes -------------------------------------------------------------------------------
 
     def command(self, fn, lang):
-        if lang == "rust":
-            return [str(ROOT / "target" / "release" / fn)], ROOT
+        if lang in self.binaries:
+            return [str(self.binaries[lang] / fn)], ROOT
         return [sys.executable, "-m", "awslambdaric", BASELINE[fn]], HERE / "baselines"
 
     def run(self, fn, lang, events, sample_rss_at=(), timeout=1800):
@@ -123,6 +161,10 @@ class Bench:
             "_HANDLER": BASELINE[fn],
             "LOG_LEVEL": "warn",
         })
+        if lang in RUST_VARIANTS:
+            # Lambda runs the X-Ray daemon beside every function with active tracing.
+            env["AWS_XRAY_DAEMON_ADDRESS"] = self.sink.address
+            env.update(RUST_VARIANTS[lang])
         log_path = ROOT / "bench" / "out" / f"{fn}-{lang}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "w")

@@ -202,7 +202,9 @@ def lambda_report(lam):
              "Each function runs as Lambda runs it: a process talking to a Runtime API (`bench/runtime_api.py`, a "
              "minimal local one that serves events and records timestamps) and to moto provisioned from "
              "`template.yaml`. Rust: the release binaries built for this machine (the arm64 build is the same code "
-             "and profile). Python: the seeds' handlers in `bench/baselines/lambda_*.py` (boto3, Pillow) under the "
+             "and profile), with span export on as deployed (`Tracing: Active`: spans go to a UDP socket standing where "
+             "Lambda's X-Ray daemon is, and every invocation is sampled; the section \"Tracing overhead\" compares "
+             "it with export off and with the last build without it). Python: the seeds' handlers in `bench/baselines/lambda_*.py` (boto3, Pillow) under the "
              "AWS runtime interface client `awslambdaric`, clients created at import as the seeds do. Same events, "
              "same emulator, same machine, one run.", "",
              "### Cold start", "",

@@ -85,8 +85,10 @@ class RuntimeAPI:
                     "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 300_000),
                     "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
-                    # A fresh X-Ray trace id per invocation, as Lambda sends.
-                    "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=0",
+                    # A fresh X-Ray trace per invocation, as Lambda sends it (the id starts with the time),
+                    # sampled: with tracing on, every invocation's spans are exported (the worst case).
+                    "Lambda-Runtime-Trace-Id": (f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+                                                f"Parent={uuid.uuid4().hex[:16]};Sampled=1"),
                     "Content-Type": "application/json",
                 }
                 with api.lock:

@@ -144,6 +144,8 @@ where
             otel.status_code = tracing::field::Empty,
             message_id = id,
             order_id,
+            // The invocation that ran it: in another trace when the order continues its message's.
+            function_request_id = adapters::telemetry::current_request_id().as_str(),
             outcome = tracing::field::Empty,
         );
         if let Some(trace) = &trace {

@@ -348,6 +348,25 @@ pub fn read_env(env: &Env) {
     let _ = SpanExport::from_env(env, "check");
 }
 
+/// The request id of the invocation running now (Lambda runs one at a time per process), for spans
+/// that start a trace of their own, such as an order continuing its message's trace.
+static CURRENT_REQUEST_ID: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The request id of the invocation running now (empty outside one).
+pub fn current_request_id() -> String {
+    CURRENT_REQUEST_ID
+        .lock()
+        .map(|id| id.clone())
+        .unwrap_or_default()
+}
+
+fn set_current_request_id(request_id: &str) {
+    if let Ok(mut current) = CURRENT_REQUEST_ID.lock() {
+        current.clear();
+        current.push_str(request_id);
+    }
+}
+
 /// Per-process telemetry: logging installed, spans exported when traced, metrics collector ready.
 pub struct Telemetry {
     service: &'static str,
@@ -416,6 +435,7 @@ impl Telemetry {
         if cold_start {
             metrics::counter!(COLD_START).increment(1);
         }
+        set_current_request_id(request_id);
         let sampled = debug_sampled(request_id, self.debug_rate);
         self.debug_now.store(sampled, Ordering::Relaxed);
         let span = tracing::info_span!(
@@ -434,6 +454,7 @@ impl Telemetry {
         let started = Instant::now();
         let output = work.instrument(span).await;
         self.debug_now.store(false, Ordering::Relaxed);
+        set_current_request_id("");
         metrics::histogram!(INVOCATION_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
         if let Some(spans) = &self.spans {
             spans.flush();
