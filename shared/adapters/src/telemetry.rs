@@ -286,6 +286,9 @@ pub fn debug_sampled(request_id: &str, rate: f64) -> bool {
     if rate <= 0.0 {
         return false;
     }
+    if rate >= 1.0 {
+        return true;
+    }
     let fnv = request_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
