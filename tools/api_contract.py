@@ -96,7 +96,6 @@ def main():
         stack = ls.provision(endpoint, f"contract-{os.getpid()}")
         env, _ = ls.function_env(stack, endpoint)
         env["ALLOWED_ORIGINS"] = "https://app.example.com"
-        env["PAGE_TOKEN_SECRET"] = "contract-page-secret"
         binary = user_api_binary()
 
         invoke_port, gateway_port = free_port(), free_port()

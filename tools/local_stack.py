@@ -7,7 +7,8 @@ resources and settings as a deployment.
                                                          provision into a running emulator (used by tests)
 
 Provisioned from the template, not from a second list: every AWS::S3::Bucket, AWS::DynamoDB::Table
-(keys, indexes), AWS::SQS::Queue (FIFO, visibility, redrive to its DLQ) and AWS::SNS::Topic.
+(keys, indexes), AWS::SQS::Queue (FIFO, visibility, redrive to its DLQ), AWS::SNS::Topic and
+AWS::SecretsManager::Secret (a random value, as GenerateSecretString makes one).
 Names follow the template (explicit names with ${AWS::StackName} etc. resolved) or CloudFormation's
 pattern `<stack>-<LogicalId>`. Functions are not created (they run under `cargo lambda watch`); their
 Environment is resolved from the template and written to .local/env for it.
@@ -15,6 +16,7 @@ Environment is resolved from the template and written to .local/env for it.
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -198,6 +200,16 @@ def provision(endpoint, stack_name):
         stack.attrs[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         stack.attrs[(logical, "QueueName")] = name
         stack.attrs[(logical, "QueueUrl")] = url
+
+    # Secrets the stack generates: a random value, as GenerateSecretString makes one.
+    sm = session.client("secretsmanager", endpoint_url=endpoint)
+    for logical, r in stack.resources("AWS::SecretsManager::Secret"):
+        name = stack.name(logical, r.get("Properties", {}).get("Name"))
+        try:
+            arn = sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"]
+        except sm.exceptions.ResourceExistsException:
+            arn = sm.describe_secret(SecretId=name)["ARN"]
+        stack.physical[logical] = arn
 
     for logical, r in stack.resources("AWS::SNS::Topic"):
         p = r.get("Properties", {})

@@ -57,6 +57,7 @@ async fn provisioning_creates_every_template_resource_as_declared() {
     let sqs = aws_sdk_sqs::Client::new(&config);
     let s3 = adapters::aws::s3_client(&config);
     let sns = aws_sdk_sns::Client::new(&config);
+    let secrets = adapters::aws::secrets_client(&config);
     let template: Value = serde_yaml::from_str(
         &std::fs::read_to_string(h::workspace_root().join("template.yaml")).unwrap(),
     )
@@ -170,12 +171,23 @@ async fn provisioning_creates_every_template_resource_as_declared() {
                     .unwrap();
                 checked += 1;
             }
+            "AWS::SecretsManager::Secret" => {
+                // A generated value, and the function that names it can read it.
+                let arn = name.unwrap_or_else(|| panic!("{logical} not provisioned"));
+                let key = adapters::secrets::read_secret(&secrets, arn).await.unwrap();
+                assert!(key.len() >= 32, "{logical}: a generated key");
+                assert_eq!(
+                    summary["functions"]["user-api"]["PAGE_TOKEN_SECRET_ARN"], arn,
+                    "user-api names {logical}"
+                );
+                checked += 1;
+            }
             _ => {}
         }
     }
     assert_eq!(
-        checked, 12,
-        "buckets, tables, queues and topics of the template"
+        checked, 13,
+        "buckets, tables, queues, topics and secrets of the template"
     );
     // Every function's settings are resolved for `cargo lambda watch`.
     let env = std::fs::read_to_string(out.join("env")).unwrap();
@@ -188,6 +200,7 @@ async fn provisioning_creates_every_template_resource_as_declared() {
         "ORDERS_DLQ_URL",
         "DESTINATION_BUCKET",
         "SOURCE_BUCKET",
+        "PAGE_TOKEN_SECRET_ARN",
         "AWS_ENDPOINT_URL",
     ] {
         assert!(

@@ -302,7 +302,7 @@ fn environment_variables_match_what_the_code_reads() {
 /// resources its environment names, plus the KMS key of every encrypted queue or topic it sends to,
 /// is fed by, or fails over to.
 fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
-    use adapters::{aws, dynamo_orders, dynamo_users, s3, sns, sqs};
+    use adapters::{aws, dynamo_orders, dynamo_users, s3, secrets, sns, sqs};
     let on = |variable: &str| resource_of(t, &f.env[variable]);
     let mut needs: Vec<(String, &[&str])> = match f.binary.as_str() {
         "image-compressor" => vec![
@@ -315,6 +315,14 @@ fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
             (
                 format!("{}/index", on("USERS_TABLE")),
                 dynamo_users::DYNAMO_USER_INDEX_ACTIONS,
+            ),
+            (on("PAGE_TOKEN_SECRET_ARN"), secrets::READ_SECRET_ACTIONS),
+            (
+                resource_of(
+                    t,
+                    &t["Resources"][on("PAGE_TOKEN_SECRET_ARN").as_str()]["Properties"]["KmsKeyId"],
+                ),
+                secrets::SECRET_KEY_ACTIONS,
             ),
         ],
         "order-processor" => vec![

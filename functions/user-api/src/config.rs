@@ -2,13 +2,25 @@
 
 use adapters::config::{AwsSettings, ConfigError, Env};
 
+/// The key that signs pagination tokens: a secret the stack generates (read once at cold start), or,
+/// for local runs and tests only, a value in the environment. The template sets only the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageTokenKey {
+    /// `PAGE_TOKEN_SECRET_ARN`: a Secrets Manager secret.
+    Secret(String),
+    /// `PAGE_TOKEN_SECRET`: the key itself.
+    Local(String),
+}
+
+pub const PAGE_TOKEN_SECRET_ARN: &str = "PAGE_TOKEN_SECRET_ARN";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub users_table: String,
     /// Origins allowed by CORS; `*` only when listed explicitly.
     pub allowed_origins: Vec<String>,
-    /// Key for signing pagination tokens.
-    pub page_token_secret: String,
+    /// Where the key signing pagination tokens comes from.
+    pub page_token_key: PageTokenKey,
     pub aws: AwsSettings,
 }
 
@@ -30,15 +42,25 @@ impl Config {
                 ));
             }
         }
-        // Without a secret the key is derived from the table name: tokens are still tamper-evident
-        // for clients, just not secret from whoever can read the configuration.
-        let page_token_secret = env
-            .get("PAGE_TOKEN_SECRET")
-            .unwrap_or_else(|| format!("page-token-key:{users_table}"));
+        // No fallback: a key derived from public names would let anyone forge tokens.
+        let page_token_key =
+            match (
+                env.get(PAGE_TOKEN_SECRET_ARN)
+                    .filter(|v| !v.trim().is_empty()),
+                env.get("PAGE_TOKEN_SECRET").filter(|v| !v.is_empty()),
+            ) {
+                (Some(arn), _) => PageTokenKey::Secret(arn.trim().to_string()),
+                (None, Some(key)) => PageTokenKey::Local(key),
+                (None, None) => return Err(ConfigError::new(
+                    PAGE_TOKEN_SECRET_ARN,
+                    "required: the Secrets Manager secret holding the key that signs page tokens \
+                     (PAGE_TOKEN_SECRET gives the key itself, for a local run)",
+                )),
+            };
         Ok(Config {
             users_table,
             allowed_origins,
-            page_token_secret,
+            page_token_key,
             aws: AwsSettings::from_env(env)?,
         })
     }
@@ -64,11 +86,33 @@ mod tests {
                 "ALLOWED_ORIGINS",
                 "https://a.example/, http://localhost:3000",
             ),
+            ("PAGE_TOKEN_SECRET", "local key"),
         ]))
         .unwrap();
         assert_eq!(
             c.allowed_origins,
             ["https://a.example", "http://localhost:3000"]
         );
+    }
+
+    #[test]
+    fn the_page_token_key_comes_from_a_secret_and_never_from_public_names() {
+        let e = Config::from_env(&Env::from_pairs(&[("USERS_TABLE", "t")])).unwrap_err();
+        assert_eq!(e.name, PAGE_TOKEN_SECRET_ARN);
+        assert!(e.to_string().contains("PAGE_TOKEN_SECRET"), "{e}");
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:page-token-key-AbCdEf";
+        let both = Config::from_env(&Env::from_pairs(&[
+            ("USERS_TABLE", "t"),
+            (PAGE_TOKEN_SECRET_ARN, arn),
+            ("PAGE_TOKEN_SECRET", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(both.page_token_key, PageTokenKey::Secret(arn.into()));
+        let local = Config::from_env(&Env::from_pairs(&[
+            ("USERS_TABLE", "t"),
+            ("PAGE_TOKEN_SECRET", "k"),
+        ]))
+        .unwrap();
+        assert_eq!(local.page_token_key, PageTokenKey::Local("k".into()));
     }
 }

@@ -1,10 +1,11 @@
 //! user-api entry point: configuration and clients once per cold start, then the runtime loop.
 
 use adapters::dynamo_users::DynamoUserStore;
+use adapters::secrets::read_configured_secret;
 use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use lambda_http::{service_fn, Request, RequestExt};
-use user_api::config::Config;
+use user_api::config::{Config, PageTokenKey, PAGE_TOKEN_SECRET_ARN};
 use user_api::{handle, Api};
 
 // One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
@@ -14,8 +15,20 @@ async fn main() -> Result<(), lambda_http::Error> {
     let telemetry = Telemetry::init("user-api");
     let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
+    // The pagination-token key, read once: without it the function does not start.
+    let page_token_secret = match &config.page_token_key {
+        PageTokenKey::Secret(arn) => report_cold_start(
+            read_configured_secret(
+                &adapters::aws::secrets_client(&sdk),
+                PAGE_TOKEN_SECRET_ARN,
+                arn,
+            )
+            .await,
+        )?,
+        PageTokenKey::Local(key) => key.clone(),
+    };
     let store = DynamoUserStore::new(adapters::aws::dynamodb_client(&sdk), &config.users_table);
-    let api = Api::new(store, config.allowed_origins, &config.page_token_secret);
+    let api = Api::new(store, config.allowed_origins, &page_token_secret);
     let (api, telemetry) = (&api, &telemetry);
     lambda_http::run(service_fn(move |request: Request| async move {
         let context = request.lambda_context();

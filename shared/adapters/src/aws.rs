@@ -64,3 +64,11 @@ pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
             .build(),
     )
 }
+
+pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(config)
+            .interceptor(CallSpans)
+            .build(),
+    )
+}

@@ -10,6 +10,7 @@ pub mod dynamo_users;
 pub mod errors;
 pub mod metric_catalog;
 pub mod s3;
+pub mod secrets;
 pub mod sns;
 pub mod sqs;
 pub mod telemetry;
