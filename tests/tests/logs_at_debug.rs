@@ -3,41 +3,14 @@
 //! `AWS_LAMBDA_LOG_LEVEL=TRACE`. The only test in this binary, so no other thread can spoil
 //! `tracing`'s callsite interest cache while it runs.
 
-use std::io::Write;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use adapters::sns::SnsNotifier;
-use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use adapters::Env;
 use integration_tests as h;
 use integration_tests::fixtures::api_event;
-use order_processor::Processor;
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::ErrorKind::Other)?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn trace_level_logs_carry_no_personal_data() {
@@ -52,25 +25,18 @@ async fn trace_level_logs_carry_no_personal_data() {
         "secret",
     );
     let resources = h::create_order_stack(&config).await;
-    let store = adapters::dynamo_orders::DynamoOrderStore::new(
-        adapters::aws::dynamodb_client(&config),
-        resources.orders_table.clone(),
-        resources.inventory_table.clone(),
-    );
-    store.set_stock("widget", 5).await.unwrap();
-    let sqs = adapters::aws::sqs_client(&config);
-    let processor = Processor::new(
-        store,
-        SqsPaymentQueue::new(sqs.clone(), &resources.payment_url),
-        SnsNotifier::new(adapters::aws::sns_client(&config), &resources.topic),
-        SqsDeadLetters::new(sqs, &resources.dlq_url),
-    );
+    resources
+        .store(&config)
+        .set_stock("widget", 5)
+        .await
+        .unwrap();
+    let processor = resources.processor(&config);
 
     let me = uuid::Uuid::new_v4().to_string();
     let name = "Katherine Coleman Johnson";
     let email = "katherine.private@example.com";
     let customer = "customer-secret-7781";
-    let logs = Captured::default();
+    let logs = adapters::telemetry::CapturedLogs::default();
     let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
     let subscriber = tracing_subscriber::registry().with(adapters::telemetry::log_layer(
         "suite",
@@ -107,7 +73,7 @@ async fn trace_level_logs_carry_no_personal_data() {
         assert!(failures.is_empty());
     }
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("every log line is JSON"))

@@ -4,41 +4,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use serde_json::{json, Value};
 
 const OTHER: &str = "5d4c3b2a-1f0e-4a9b-8c7d-6e5f4a3b2c1d";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::ErrorKind::Other)?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn info_logs_carry_no_personal_data() {
     use tracing_subscriber::layer::SubscriberExt;
-    let logs = Captured::default();
+    let logs = adapters::telemetry::CapturedLogs::default();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new("info"))
         .with(adapters::telemetry::JsonLogLayer::new(
@@ -95,7 +69,7 @@ async fn info_logs_carry_no_personal_data() {
     assert_eq!(throttled.status, 503);
     call(&api, &custom("DELETE", &item, None, Some(MEMBER), false)).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("every log line is JSON"))

@@ -5,6 +5,7 @@
 //! `rpc.service`, `rpc.method`), AWS's request id, the HTTP status, the number of attempts (retries
 //! show up as more than one) and the outcome. Never the request or response body.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -35,7 +36,7 @@ pub struct CallSpans;
 #[derive(Debug)]
 struct CallSpan {
     span: Mutex<Option<Span>>,
-    attempts: Mutex<u32>,
+    attempts: AtomicU32,
 }
 
 impl Storable for CallSpan {
@@ -75,7 +76,7 @@ impl Intercept for CallSpans {
         );
         cfg.interceptor_state().store_put(CallSpan {
             span: Mutex::new(Some(span)),
-            attempts: Mutex::new(0),
+            attempts: AtomicU32::new(0),
         });
         Ok(())
     }
@@ -87,8 +88,7 @@ impl Intercept for CallSpans {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(call) = cfg.load::<CallSpan>() {
-            let mut attempts = call.attempts.lock().unwrap_or_else(|p| p.into_inner());
-            *attempts += 1;
+            call.attempts.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -105,10 +105,7 @@ impl Intercept for CallSpans {
         let Some(span) = call.span.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Ok(());
         };
-        span.record(
-            "aws.attempts",
-            *call.attempts.lock().unwrap_or_else(|p| p.into_inner()),
-        );
+        span.record("aws.attempts", call.attempts.load(Ordering::Relaxed));
         if let Some(response) = context.response() {
             span.record("http.response.status_code", response.status().as_u16());
             if let Some(id) = response_request_id(response.headers()) {

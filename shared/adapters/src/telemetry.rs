@@ -328,19 +328,13 @@ where
         }
     })
     .with_max_level_hint(LevelFilter::DEBUG);
-    let our_spans =
-        DynFilterFn::new(|meta: &Metadata<'_>, _| meta.is_span() && is_ours(meta.target()))
-            .with_callsite_filter(|meta| {
-                if meta.is_span() && is_ours(meta.target()) {
-                    Interest::always()
-                } else {
-                    Interest::never()
-                }
-            })
-            .with_max_level_hint(LevelFilter::TRACE);
     JsonLogLayer::new(service, writer)
         .with_format(LogFormat::from_env(env))
-        .with_filter(log_filter(env).or(sampled_debug).or(our_spans))
+        .with_filter(
+            log_filter(env)
+                .or(sampled_debug)
+                .or(trace_export::our_spans()),
+        )
 }
 
 /// Reads every variable `Telemetry::init` reads (for checks that compare them with the template).
@@ -374,7 +368,8 @@ fn set_current_request_id(request_id: &str) {
 pub struct Telemetry {
     service: &'static str,
     metrics: Option<&'static Collector>,
-    spans: Option<SpanExport>,
+    /// Kept for the life of the process: its provider ends and sends every span.
+    _spans: Option<SpanExport>,
     cold: AtomicBool,
     debug_rate: f64,
     debug_now: Arc<AtomicBool>,
@@ -414,7 +409,7 @@ impl Telemetry {
         Telemetry {
             service,
             metrics,
-            spans,
+            _spans: spans,
             cold: AtomicBool::new(true),
             debug_rate,
             debug_now,
@@ -459,9 +454,6 @@ impl Telemetry {
         self.debug_now.store(false, Ordering::Relaxed);
         set_current_request_id("");
         metrics::histogram!(INVOCATION_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
-        if let Some(spans) = &self.spans {
-            spans.flush();
-        }
         if let Some(collector) = self.metrics {
             collector.set_property("function_request_id", request_id.to_string());
             let _ = collector.flush(std::io::stdout().lock());
@@ -470,34 +462,61 @@ impl Telemetry {
     }
 }
 
+/// A log writer that keeps what it is given, for tests that read the lines back.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::ErrorKind::Other)?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> CapturedLogs {
+        self.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
+    /// What `log_layer` writes while `work` runs, with `env` and the `sampled` flag.
+    fn logged(
+        service: &str,
+        env: &Env,
+        sampled: Arc<AtomicBool>,
+        work: impl FnOnce(),
+    ) -> CapturedLogs {
+        let logs = CapturedLogs::default();
+        let subscriber =
+            tracing_subscriber::registry().with(log_layer(service, logs.clone(), env, sampled));
+        tracing::subscriber::with_default(subscriber, work);
+        logs
     }
 
     #[test]
     fn log_lines_are_json_with_invocation_fields() {
-        let buffer = Buffer::default();
+        let buffer = CapturedLogs::default();
         let subscriber = tracing_subscriber::registry()
             .with(EnvFilter::new("info"))
             .with(JsonLogLayer::new("user-api", buffer.clone()));
@@ -512,7 +531,7 @@ mod tests {
             tracing::info!(status = 201, "user created");
             tracing::debug!("filtered out");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -546,9 +565,10 @@ mod tests {
         assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
     }
 
-    fn lines_of(buffer: &Buffer) -> Vec<Value> {
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+    fn lines_of(buffer: &CapturedLogs) -> Vec<Value> {
+        buffer
+            .text()
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
@@ -585,16 +605,9 @@ mod tests {
     #[test]
     fn a_sampled_invocation_logs_this_suites_debug_lines_and_only_those() {
         let _quiet = crate::HEAP_QUIET.lock().unwrap_or_else(|p| p.into_inner());
-        let buffer = Buffer::default();
         let sampled = Arc::new(AtomicBool::new(false));
         let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]);
-        let subscriber = tracing_subscriber::registry().with(log_layer(
-            "order-processor",
-            buffer.clone(),
-            &env,
-            sampled.clone(),
-        ));
-        tracing::subscriber::with_default(subscriber, || {
+        let buffer = logged("order-processor", &env, sampled.clone(), || {
             let span = tracing::info_span!(target: "adapters::telemetry", "invocation", function_request_id = "req-7");
             let _inside = span.enter();
             tracing::debug!(target: "order_processor", step = 1, "not sampled: hidden");
@@ -621,15 +634,8 @@ mod tests {
     #[test]
     fn the_level_is_the_suites_own_and_dependencies_stay_at_warn() {
         let _quiet = crate::HEAP_QUIET.lock().unwrap_or_else(|p| p.into_inner());
-        let buffer = Buffer::default();
         let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
-        let subscriber = tracing_subscriber::registry().with(log_layer(
-            "user-api",
-            buffer.clone(),
-            &env,
-            Arc::new(AtomicBool::new(false)),
-        ));
-        tracing::subscriber::with_default(subscriber, || {
+        let buffer = logged("user-api", &env, Arc::new(AtomicBool::new(false)), || {
             tracing::trace!(target: "user_api", "ours at trace");
             tracing::debug!(target: "adapters::dynamo_users", "ours at debug");
             tracing::debug!(target: "aws_smithy_runtime_api::client", "sdk debug");
@@ -649,22 +655,15 @@ mod tests {
     #[test]
     fn text_format_puts_time_level_request_id_and_message_first() {
         let _quiet = crate::HEAP_QUIET.lock().unwrap_or_else(|p| p.into_inner());
-        let buffer = Buffer::default();
         let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]);
         assert_eq!(LogFormat::from_env(&env), LogFormat::Text);
         assert_eq!(LogFormat::from_env(&Env::from_pairs(&[])), LogFormat::Json);
-        let subscriber = tracing_subscriber::registry().with(log_layer(
-            "user-api",
-            buffer.clone(),
-            &env,
-            Arc::new(AtomicBool::new(false)),
-        ));
-        tracing::subscriber::with_default(subscriber, || {
+        let buffer = logged("user-api", &env, Arc::new(AtomicBool::new(false)), || {
             let span = tracing::info_span!(target: "adapters::telemetry", "invocation", function_request_id = "req-9");
             let _inside = span.enter();
             tracing::info!(target: "user_api", status = 201, "request handled");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let line = text.trim_end();
         let parts: Vec<&str> = line.splitn(4, ' ').collect();
         assert!(parts[0].ends_with('Z'), "{line}");

@@ -33,7 +33,7 @@ use tracing::subscriber::Interest;
 use tracing::{Metadata, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{DynFilterFn, LevelFilter};
-use tracing_subscriber::layer::Layer;
+use tracing_subscriber::layer::{Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::Env;
@@ -75,6 +75,19 @@ pub fn is_ours(target: &str) -> bool {
             .strip_prefix(crate_name)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
     })
+}
+
+/// Passes this suite's spans (at any level) and nothing else: no event, no dependency's span.
+pub fn our_spans<S: Subscriber>() -> impl Filter<S> + Send + Sync + 'static {
+    DynFilterFn::new(|meta: &Metadata<'_>, _| meta.is_span() && is_ours(meta.target()))
+        .with_callsite_filter(|meta| {
+            if meta.is_span() && is_ours(meta.target()) {
+                Interest::always()
+            } else {
+                Interest::never()
+            }
+        })
+        .with_max_level_hint(LevelFilter::TRACE)
 }
 
 /// The daemon's UDP address from `AWS_XRAY_DAEMON_ADDRESS`: `host:port`, or Lambda's two-address
@@ -138,27 +151,12 @@ impl SpanExport {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let ours =
-            DynFilterFn::new(|meta: &Metadata<'_>, _| meta.is_span() && is_ours(meta.target()))
-                .with_callsite_filter(|meta| {
-                    if meta.is_span() && is_ours(meta.target()) {
-                        Interest::always()
-                    } else {
-                        Interest::never()
-                    }
-                })
-                .with_max_level_hint(LevelFilter::TRACE);
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer(self.service))
             .with_tracked_inactivity(false)
             .with_location(false)
             .with_threads(false)
-            .with_filter(ours)
-    }
-
-    /// Sends whatever is still held (nothing, with the simple processor; kept for the shutdown path).
-    pub fn flush(&self) {
-        let _ = self.provider.force_flush();
+            .with_filter(our_spans())
     }
 }
 
