@@ -300,6 +300,34 @@ pub async fn drain(config: &SdkConfig, url: &str) -> Vec<aws_sdk_sqs::types::Mes
     all
 }
 
+/// order-processor with the AWS adapters.
+pub type OrderProcessor = order_processor::Processor<
+    adapters::dynamo_orders::DynamoOrderStore,
+    adapters::sqs::SqsPaymentQueue,
+    adapters::sns::SnsNotifier,
+    adapters::sqs::SqsDeadLetters,
+>;
+
+/// Sends `body` to `queue` in the X-Ray trace `header` (the `AWSTraceHeader` system attribute).
+pub async fn send_traced(config: &SdkConfig, queue: &str, body: &str, header: &str) {
+    let trace = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .expect("a string attribute");
+    aws_sdk_sqs::Client::new(config)
+        .send_message()
+        .queue_url(queue)
+        .message_body(body)
+        .message_system_attributes(
+            aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+            trace,
+        )
+        .send()
+        .await
+        .expect("send a traced message");
+}
+
 /// order-processor's resources, shaped like the template's: the two tables, the FIFO payment queue,
 /// the dead-letter queue, and the events topic with a queue subscribed to read what it published.
 pub struct OrderStack {
@@ -330,12 +358,23 @@ pub async fn create_order_stack(config: &SdkConfig) -> OrderStack {
 }
 
 impl OrderStack {
-    /// The order store adapter over this stack's tables.
+    /// The order store adapter over this stack's tables (with the client the function builds).
     pub fn store(&self, config: &SdkConfig) -> adapters::dynamo_orders::DynamoOrderStore {
         adapters::dynamo_orders::DynamoOrderStore::new(
-            aws_sdk_dynamodb::Client::new(config),
+            adapters::aws::dynamodb_client(config),
             self.orders_table.clone(),
             self.inventory_table.clone(),
+        )
+    }
+
+    /// order-processor over this stack, its clients built as its `main` builds them.
+    pub fn processor(&self, config: &SdkConfig) -> OrderProcessor {
+        let sqs = adapters::aws::sqs_client(config);
+        order_processor::Processor::new(
+            self.store(config),
+            adapters::sqs::SqsPaymentQueue::new(sqs.clone(), &self.payment_url),
+            adapters::sns::SnsNotifier::new(adapters::aws::sns_client(config), &self.topic),
+            adapters::sqs::SqsDeadLetters::new(sqs, &self.dlq_url),
         )
     }
 }

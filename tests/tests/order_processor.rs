@@ -471,25 +471,9 @@ async fn the_order_trace_reaches_the_payment_message_and_the_event() {
     let sqs = aws_sdk_sqs::Client::new(&s.config);
     let orders = h::create_queue(&s.config, "orders-traced", false).await;
     let header = "Root=1-6740f1a2-4b8c1d2e3f4a5b6c7d8e9f01;Parent=53995c3f42cd8ad8;Sampled=1";
-    let trace = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
-        .data_type("String")
-        .string_value(header)
-        .build()
-        .unwrap();
-    sqs.send_message()
-        .queue_url(&orders)
-        .message_body(
-            json!({"order_id": "ord-traced", "user_id": "u1",
-                "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"})
-            .to_string(),
-        )
-        .message_system_attributes(
-            aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
-            trace,
-        )
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"order_id": "ord-traced", "user_id": "u1",
+        "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"});
+    h::send_traced(&s.config, &orders, &body.to_string(), header).await;
     let received = h::drain(&s.config, &orders).await;
     let event = h::sqs_event(&received);
     assert_eq!(event.records[0].attributes["AWSTraceHeader"], header);

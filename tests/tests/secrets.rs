@@ -3,23 +3,33 @@
 //! naming the variable and the secret.
 
 use adapters::secrets::read_configured_secret;
+use aws_sdk_secretsmanager::operation::create_secret::builders::CreateSecretFluentBuilder;
 use integration_tests as h;
 use user_api::config::PAGE_TOKEN_SECRET_ARN;
 
-#[tokio::test]
-async fn the_key_is_read_from_the_secret() {
-    let config = h::sdk_config().await;
-    let client = adapters::aws::secrets_client(&config);
-    let arn = client
-        .create_secret()
-        .name(h::unique("page-token-key"))
-        .secret_string("a generated key")
+/// A new secret, shaped by `value` (its string or its binary); its ARN.
+async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    value: impl FnOnce(CreateSecretFluentBuilder) -> CreateSecretFluentBuilder,
+) -> String {
+    value(client.create_secret().name(h::unique(prefix)))
         .send()
         .await
         .unwrap()
         .arn()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_key_is_read_from_the_secret() {
+    let config = h::sdk_config().await;
+    let client = adapters::aws::secrets_client(&config);
+    let arn = create_secret(&client, "page-token-key", |s| {
+        s.secret_string("a generated key")
+    })
+    .await;
     let key = read_configured_secret(&client, PAGE_TOKEN_SECRET_ARN, &arn)
         .await
         .unwrap();
@@ -42,16 +52,7 @@ async fn a_missing_or_unreadable_secret_stops_the_cold_start_naming_it() {
     );
 
     // Scheduled for deletion: Secrets Manager refuses to read it.
-    let deleted = client
-        .create_secret()
-        .name(h::unique("page-token-deleted"))
-        .secret_string("k")
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let deleted = create_secret(&client, "page-token-deleted", |s| s.secret_string("k")).await;
     client
         .delete_secret()
         .secret_id(&deleted)
@@ -66,16 +67,10 @@ async fn a_missing_or_unreadable_secret_stops_the_cold_start_naming_it() {
     assert!(e.to_string().contains(&deleted), "{e}");
 
     // A secret with no string (binary only) is no key.
-    let binary = client
-        .create_secret()
-        .name(h::unique("page-token-binary"))
-        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(vec![1, 2, 3]))
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let binary = create_secret(&client, "page-token-binary", |s| {
+        s.secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(vec![1, 2, 3]))
+    })
+    .await;
     let e = read_configured_secret(&client, PAGE_TOKEN_SECRET_ARN, &binary)
         .await
         .unwrap_err();

@@ -5,11 +5,8 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use adapters::sns::SnsNotifier;
-use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
 use adapters::trace_export::SpanExport;
 use integration_tests as h;
-use order_processor::Processor;
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -53,29 +50,6 @@ impl Daemon {
     }
 }
 
-async fn send_order(config: &aws_config::SdkConfig, queue: &str, header: &str, order_id: &str) {
-    let trace = aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
-        .data_type("String")
-        .string_value(header)
-        .build()
-        .unwrap();
-    aws_sdk_sqs::Client::new(config)
-        .send_message()
-        .queue_url(queue)
-        .message_body(
-            json!({"order_id": order_id, "user_id": "u1",
-                "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"})
-            .to_string(),
-        )
-        .message_system_attributes(
-            aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
-            trace,
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The X-Ray header's fields.
 fn fields(header: &str) -> Vec<(String, String)> {
     header
@@ -104,27 +78,22 @@ struct Run {
 async fn process_traced_order(header: &str, order_id: &str) -> Run {
     let config = h::sdk_config().await;
     let resources = h::create_order_stack(&config).await;
-    let store = adapters::dynamo_orders::DynamoOrderStore::new(
-        adapters::aws::dynamodb_client(&config),
-        resources.orders_table.clone(),
-        resources.inventory_table.clone(),
-    );
-    store.set_stock("widget", 5).await.unwrap();
+    resources
+        .store(&config)
+        .set_stock("widget", 5)
+        .await
+        .unwrap();
     let orders = h::create_queue(&config, "orders-traced", false).await;
-    send_order(&config, &orders, header, order_id).await;
+    let body = json!({"order_id": order_id, "user_id": "u1",
+        "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "2.50"});
+    h::send_traced(&config, &orders, &body.to_string(), header).await;
     let event = h::sqs_event(&h::drain(&config, &orders).await);
 
     let daemon = Daemon::start();
     let export =
         SpanExport::to_daemon(daemon.0.local_addr().unwrap(), "order-processor", None).unwrap();
     let subscriber = tracing_subscriber::registry().with(export.layer());
-    let sqs = adapters::aws::sqs_client(&config);
-    let processor = Processor::new(
-        store,
-        SqsPaymentQueue::new(sqs.clone(), &resources.payment_url),
-        SnsNotifier::new(adapters::aws::sns_client(&config), &resources.topic),
-        SqsDeadLetters::new(sqs, &resources.dlq_url),
-    );
+    let processor = resources.processor(&config);
     let failures = {
         let _guard = tracing::subscriber::set_default(subscriber);
         processor.process_batch(event).await.batch_item_failures
