@@ -15,11 +15,9 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(HERE))
 import local_stack  # noqa: E402
 from runtime_api import RuntimeAPI, rss_kib  # noqa: E402
+from xray_daemon import XrayDaemon  # noqa: E402
 
 FUNCTIONS = ("user-api", "order-processor", "image-compressor")
 BASELINE = {"user-api": "lambda_users.handler", "order-processor": "lambda_orders.handler",
@@ -66,33 +65,6 @@ def memory_sizes():
     return sizes
 
 
-class XraySink:
-    """Where Lambda's X-Ray daemon would be: a UDP socket that counts the segment documents sent to it."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.received = 0
-        self.running = True
-        self.thread = threading.Thread(target=self.listen, daemon=True)
-        self.thread.start()
-
-    def listen(self):
-        while self.running:
-            try:
-                self.sock.recv(65536)
-                self.received += 1
-            except socket.timeout:
-                continue
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
-
-
 # The Rust builds a run can use: the current one, with span export on (as deployed: Tracing: Active)
 # or off, and optionally another commit's (bench/tracing_overhead.py).
 RUST_VARIANTS = {"rust": {}, "rust-untraced": {"OTEL_SDK_DISABLED": "true"}, "rust-baseline": {}}
@@ -103,7 +75,7 @@ class Bench:
         self.quick = quick
         self.binaries = {"rust": ROOT / "target" / "release", "rust-untraced": ROOT / "target" / "release",
                          "rust-baseline": baseline_dir}
-        self.sink = XraySink()
+        self.sink = XrayDaemon()
         self.moto = subprocess.Popen([sys.executable, str(ROOT / "tools" / "moto_server.py")],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
@@ -120,7 +92,7 @@ class Bench:
         self.counter = 0
 
     def close(self):
-        self.sink.close()
+        self.sink.stop()
         self.moto.stdin.close()
         try:
             self.moto.wait(timeout=20)

@@ -7,10 +7,8 @@ is expected; always stops what it started.
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_stack as ls  # noqa: E402
+from xray_daemon import XrayDaemon  # noqa: E402
 
 ROOT = ls.ROOT
 WATCH_PORT = int(os.environ.get("DEMO_WATCH_PORT", "9000"))
@@ -56,39 +55,6 @@ def invoke(function, payload, timeout=900):
         return json.loads(body), error
     except json.JSONDecodeError:
         return body, error or "unreadable response"
-
-
-class XrayDaemon:
-    """Stands where Lambda's X-Ray daemon would: keeps the segment documents the functions send (UDP,
-    each after a `{"format": "json", "version": 1}` line)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.documents = []
-        self.running = True
-        self.thread = threading.Thread(target=self.listen, daemon=True)
-        self.thread.start()
-
-    def listen(self):
-        while self.running:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            header, _, body = data.decode(errors="replace").partition("\n")
-            try:
-                if json.loads(header).get("format") == "json":
-                    self.documents.append(json.loads(body))
-            except json.JSONDecodeError:
-                pass
-
-    def stop(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
 
 
 def new_trace_header():
