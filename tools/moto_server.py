@@ -12,6 +12,13 @@ table and restoring the copy when the transaction is cancelled, so a write that 
 another thread would be silently undone. Real DynamoDB isolates each request; serialising DynamoDB
 requests inside the emulator restores that guarantee while clients stay fully concurrent. Other
 services (SQS long polls, S3 uploads) keep running in parallel.
+
+The emulator's CloudFormation is made to do what CloudFormation does where the suite's stack needs
+it and moto 5.2 falls short (`add_missing_cloudformation`): the resource types `AWS::Lambda::Alias`,
+`AWS::SecretsManager::Secret` and single-metric `AWS::CloudWatch::Alarm`; a version's `Version`
+attribute; the `.fifo` suffix on a FIFO queue's generated name; outputs after a change set; and
+an update that keeps parameters (UsePreviousValue) being seen as no change. What else moto cannot
+create is left out of the stack with a warning; `local_stack.py deploy` lists those types.
 """
 import argparse
 import signal
@@ -42,6 +49,220 @@ class SerialiseDynamoDB:
             return list(self.app(environ, start_response))
 
 
+def add_missing_cloudformation() -> None:
+    """Resource types and behaviours of CloudFormation the suite's stack needs (see the docstring)."""
+    import secrets
+    import string
+
+    from moto.awslambda.models import LambdaVersion, lambda_backends
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import CloudFormationBackend, Stack
+    from moto.core.common_models import CloudFormationModel
+    from moto.secretsmanager.models import secretsmanager_backends
+    from moto.sqs.models import Queue
+
+    # moto files each model under the service its module names.
+    class StackAlias(CloudFormationModel):
+        """AWS::Lambda::Alias: Ref is the alias ARN; moving it to a new version is an update."""
+
+        __module__ = "moto.awslambda.stack_alias"
+
+        def __init__(self, alias, function_name):
+            self.alias, self.function_name = alias, function_name
+
+        @staticmethod
+        def cloudformation_type():
+            return "AWS::Lambda::Alias"
+
+        @property
+        def physical_resource_id(self):
+            return self.alias.arn
+
+        @classmethod
+        def has_cfn_attr(cls, attr):
+            return attr == "AliasArn"
+
+        def get_cfn_attribute(self, attribute_name):
+            return self.alias.arn
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            p = cloudformation_json["Properties"]
+            alias = lambda_backends[account_id][region_name].create_alias(
+                name=p["Name"], function_name=p["FunctionName"], function_version=str(p["FunctionVersion"]),
+                description=p.get("Description", ""), routing_config=p.get("RoutingConfig"),
+            )
+            return cls(alias, p["FunctionName"])
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                            account_id, region_name):
+            p = cloudformation_json["Properties"]
+            alias = lambda_backends[account_id][region_name].update_alias(
+                name=p["Name"], function_name=p["FunctionName"], function_version=str(p["FunctionVersion"]),
+                description=p.get("Description", ""), routing_config=p.get("RoutingConfig"),
+            )
+            return cls(alias, p["FunctionName"])
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            p = cloudformation_json["Properties"]
+            lambda_backends[account_id][region_name].delete_alias(p["Name"], p["FunctionName"])
+
+    class StackSecret(CloudFormationModel):
+        """AWS::SecretsManager::Secret: Ref is the ARN; GenerateSecretString draws a random value."""
+
+        __module__ = "moto.secretsmanager.stack_secret"
+
+        def __init__(self, arn):
+            self.arn = arn
+
+        @staticmethod
+        def cloudformation_type():
+            return "AWS::SecretsManager::Secret"
+
+        @staticmethod
+        def cloudformation_name_type():
+            return "Name"
+
+        @property
+        def physical_resource_id(self):
+            return self.arn
+
+        @classmethod
+        def has_cfn_attr(cls, attr):
+            return attr == "Id"
+
+        def get_cfn_attribute(self, attribute_name):
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            p = cloudformation_json["Properties"]
+            value = p.get("SecretString")
+            if value is None:
+                spec = p.get("GenerateSecretString", {})
+                alphabet = string.ascii_letters + string.digits
+                if not spec.get("ExcludePunctuation"):
+                    alphabet += string.punctuation
+                alphabet = "".join(c for c in alphabet if c not in spec.get("ExcludeCharacters", ""))
+                value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+            backend = secretsmanager_backends[account_id][region_name]
+            backend.create_secret(
+                name=p.get("Name") or resource_name, secret_string=value, secret_binary=None,
+                description=p.get("Description"), tags=p.get("Tags"), kms_key_id=p.get("KmsKeyId"),
+                client_request_token=None, replica_regions=[], force_overwrite=False,
+            )
+            return cls(backend.describe_secret(p.get("Name") or resource_name).arn)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            backend = secretsmanager_backends[account_id][region_name]
+            backend.delete_secret(resource_name, recovery_window_in_days=None, force_delete_without_recovery=True)
+
+    class StackAlarm(CloudFormationModel):
+        """AWS::CloudWatch::Alarm (single metric): Ref is the name, `Arn` the ARN."""
+
+        __module__ = "moto.cloudwatch.stack_alarm"
+
+        def __init__(self, alarm):
+            self.alarm = alarm
+
+        @staticmethod
+        def cloudformation_type():
+            return "AWS::CloudWatch::Alarm"
+
+        @staticmethod
+        def cloudformation_name_type():
+            return "AlarmName"
+
+        @property
+        def physical_resource_id(self):
+            return self.alarm.name
+
+        @classmethod
+        def has_cfn_attr(cls, attr):
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name):
+            return self.alarm.alarm_arn
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            p = cloudformation_json["Properties"]
+            alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+                name=p.get("AlarmName") or resource_name, namespace=p.get("Namespace"),
+                metric_name=p.get("MetricName"), comparison_operator=p["ComparisonOperator"],
+                evaluation_periods=int(p["EvaluationPeriods"]), period=int(p.get("Period", 60)),
+                threshold=float(p.get("Threshold", 0)), statistic=p.get("Statistic"),
+                extended_statistic=p.get("ExtendedStatistic"), description=p.get("AlarmDescription"),
+                # A dimension naming a resource the emulator left out has no value.
+                dimensions=[{"Name": d["Name"], "Value": d.get("Value", "")} for d in p.get("Dimensions", [])],
+                alarm_actions=p.get("AlarmActions", []),
+                ok_actions=p.get("OKActions", []), treat_missing_data=p.get("TreatMissingData"),
+            )
+            return cls(alarm)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                            account_id, region_name):
+            name = original_resource.alarm.name
+            return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    # An alias names its version by `!GetAtt <Version>.Version`.
+    LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")
+    LambdaVersion.get_cfn_attribute = lambda self, attribute_name: self.version
+
+    # CloudFormation names a FIFO queue it names itself with the required `.fifo` suffix.
+    create_queue = Queue.create_from_cloudformation_json.__func__
+
+    def create_fifo_aware(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        fifo = str(cloudformation_json.get("Properties", {}).get("FifoQueue", "")).lower() == "true"
+        if fifo and not str(resource_name).endswith(".fifo"):
+            resource_name = str(resource_name)[:75] + ".fifo"
+        return create_queue(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Queue.create_from_cloudformation_json = classmethod(create_fifo_aware)
+    # A stack created or updated through a change set gets its outputs, as through CreateStack.
+    execute_change_set = CloudFormationBackend.execute_change_set
+
+    def execute_and_resolve_outputs(self, change_set_name, stack_name=None):
+        execute_change_set(self, change_set_name, stack_name)
+        for stack in self.stacks.values():
+            if stack.name == stack_name or stack.stack_id == stack_name or stack_name is None:
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_and_resolve_outputs
+
+    # An update that keeps a parameter (UsePreviousValue) passes its resolved value back: a list
+    # parameter arrives as a list, and numbers as numbers. Compare and load values as text.
+    def as_text(value):
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    def same_parameters(self, other):
+        slots = self.template_dict.get("Parameters", {})
+        current = self.stack_parameters
+        return all(as_text(current.get(k)) == as_text(other.get(k, slot.get("Default"))) for k, slot in slots.items())
+
+    Stack.has_parameters = same_parameters
+    load_parameters = parsing.ResourceMap.load_parameters
+
+    def load_text_parameters(self):
+        self.input_parameters = {k: as_text(v) if isinstance(v, list) else v for k, v in self.input_parameters.items()}
+        load_parameters(self)
+
+    parsing.ResourceMap.load_parameters = load_text_parameters
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -58,6 +279,7 @@ def main() -> None:
 
         moto.sqs.models.DEDUPLICATION_TIME_IN_SECONDS = args.sqs_dedup_seconds
 
+    add_missing_cloudformation()
     app = SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
