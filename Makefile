@@ -20,7 +20,7 @@ FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
 .PHONY: help setup bench-tracing build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
-        demo local-up local-down bench deploy fuzz chaos clean
+        demo local-up local-down deploy-local bench deploy fuzz chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,7 @@ build: ## Build every function for this machine (debug)
 	cargo build --workspace
 
 build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig), sizes printed
+	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
 	  b=target/lambda/$$f/bootstrap; \
@@ -85,8 +86,12 @@ invoke: setup ## Invoke a watched function: make invoke FN=user-api EVENT=events
 LOCAL_PORT ?= 4566
 export LOCAL_PORT
 
-local-up: setup ## Start moto on LOCAL_PORT (4566) and provision template.yaml's resources into it
-	$(PY) tools/local_stack.py up --port $(LOCAL_PORT)
+local-up: setup ## Start moto on LOCAL_PORT (4566) and sam-deploy template.yaml into it (stand-in function code)
+	$(PY) tools/local_stack.py up --port $(LOCAL_PORT) $(foreach p,$(PARAMS),--set $(p))
+
+deploy-local: setup ## The user's `sam build` + `sam deploy` against the local emulator; PARAMS="JpegQuality=80" sets parameters
+	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	$(PY) tools/local_stack.py up --port $(LOCAL_PORT) --build $(foreach p,$(PARAMS),--set $(p))
 
 local-down: ## Stop what local-up and the demo started
 	@test -x $(PY) && $(PY) tools/local_stack.py down || true
@@ -147,6 +152,7 @@ SAM_OVERRIDES = $(PY) -c 'import sys, tomllib; print(tomllib.load(open("samconfi
 deploy: setup ## sam build && sam deploy (needs AWS credentials); ENV=prod ALARM_EMAIL=ops@example.com for production
 	@if [ "$${ENV:-default}" = prod ] && [ -z "$${ALARM_EMAIL:-}" ]; then \
 	  echo "deploy: ENV=prod needs ALARM_EMAIL=<address> so that alarms reach someone (the template's ProdAlarmsReachSomeone rule refuses the stack without it)"; exit 2; fi
+	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	sam build
 	sam deploy --config-env $${ENV:-default} \
 	  $${ALARM_EMAIL:+--parameter-overrides "$$($(SAM_OVERRIDES) $${ENV:-default}) AlarmEmail=$$ALARM_EMAIL"}

@@ -2,7 +2,7 @@
 
 Each function process (the Rust release binary built for this machine, or `python -m awslambdaric`
 with a baseline from bench/baselines/) talks to a local Runtime API (bench/runtime_api.py) and to
-one moto server provisioned from template.yaml:
+one moto server with template.yaml deployed into it (sam deploy):
 
 - cold start: fresh processes, process start → first `next` (init) and → first response;
 - warm latency: per-invocation time from event handed out to response received;
@@ -80,8 +80,8 @@ class Bench:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         self.endpoint = f"http://127.0.0.1:{int(self.moto.stdout.readline())}"
-        stack = local_stack.provision(self.endpoint, "lambda-bench")
-        common, self.fn_env = local_stack.function_env(stack, self.endpoint)
+        stack = local_stack.deploy(self.endpoint, "lambda-bench")
+        common, self.fn_env = local_stack.function_env(stack)
         self.common = {k: common[k] for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
                                               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
         self.memory = memory_sizes()

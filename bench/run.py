@@ -181,8 +181,8 @@ def orders(quick):
     try:
         port = int(proc.stdout.readline())
         endpoint = f"http://127.0.0.1:{port}"
-        stack = local_stack.provision(endpoint, "bench")
-        env_vars, _ = local_stack.function_env(stack, endpoint)
+        stack = local_stack.deploy(endpoint, "bench")
+        env_vars, _ = local_stack.function_env(stack)
         env = dict(os.environ, **env_vars)
         exe = ROOT / "target" / "release" / "examples" / "bench_orders"
         return run_json([str(exe), "5" if quick else "30"], env=env)
@@ -200,8 +200,8 @@ def lambda_report(lam):
     fns = lambda_bench.FUNCTIONS
     lines = ["## The functions under a Lambda Runtime API: Rust vs the seeds' Python", "",
              "Each function runs as Lambda runs it: a process talking to a Runtime API (`bench/runtime_api.py`, a "
-             "minimal local one that serves events and records timestamps) and to moto provisioned from "
-             "`template.yaml`. Rust: the release binaries built for this machine (the arm64 build is the same code "
+             "minimal local one that serves events and records timestamps) and to moto with "
+             "`template.yaml` deployed into it (`sam deploy`). Rust: the release binaries built for this machine (the arm64 build is the same code "
              "and profile), with span export on as deployed (`Tracing: Active`: spans go to a UDP socket standing where "
              "Lambda's X-Ray daemon is, and every invocation is sampled; the section \"Tracing overhead\" compares "
              "it with export off and with the last build without it). Python: the seeds' handlers in `bench/baselines/lambda_*.py` (boto3, Pillow) under the "

@@ -1,7 +1,7 @@
 """API contract fuzzing (part of `make test`): schemathesis against user-api's OpenAPI document.
 
 user-api runs behind `cargo lambda watch` (its function URL and Runtime API, `--only-lambda-apis`),
-backed by the moto emulator provisioned from template.yaml, behind tools/local_gateway.py (API
+backed by the moto emulator with template.yaml deployed into it (sam deploy), behind tools/local_gateway.py (API
 Gateway's JWT authorizer, locally). The function is the binary `cargo test --workspace --all-targets`
 builds (fresh right after `make test`'s test run): letting watch build it would compile it again
 with the package's own feature set, two minutes for nothing. schemathesis generates valid
@@ -101,8 +101,8 @@ def main():
         )
         processes.append(moto)
         endpoint = f"http://127.0.0.1:{int(moto.stdout.readline())}"
-        stack = ls.provision(endpoint, f"contract-{os.getpid()}")
-        env, _ = ls.function_env(stack, endpoint)
+        stack = ls.deploy(endpoint, f"contract-{os.getpid()}")
+        env, _ = ls.function_env(stack)
         env["ALLOWED_ORIGINS"] = "https://app.example.com"
         binary = user_api_binary()
 

@@ -1,4 +1,4 @@
-"""make demo: the whole suite end to end on the local emulator, provisioned from template.yaml.
+"""make demo: the whole suite end to end on the local emulator, on the stack `sam deploy` created there.
 
 Starts the emulator and `cargo lambda watch`, then tours the three functions with real events and
 prints what they did, read back from the emulator. Exits non-zero if any outcome differs from what
@@ -91,6 +91,30 @@ def s3_record(bucket, key, size, etag):
         "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
                "object": {"key": urllib.parse.quote_plus(key), "size": size, "eTag": etag}},
     }
+
+
+def clear_data(stack, clients):
+    """Empties the stack's tables, queues and buckets, so that a tour on a stack that is already
+    deployed (and may hold an earlier tour's orders) sees what it expects. The stack stays."""
+    for logical, kind in stack["types"].items():
+        physical = stack["resources"].get(logical)
+        if kind == "AWS::DynamoDB::Table":
+            ddb = clients["dynamodb"]
+            keys = [k["AttributeName"] for k in ddb.describe_table(TableName=physical)["Table"]["KeySchema"]]
+            for page in ddb.get_paginator("scan").paginate(TableName=physical):
+                for item in page["Items"]:
+                    ddb.delete_item(TableName=physical, Key={k: item[k] for k in keys})
+        elif kind == "AWS::SQS::Queue":
+            # Received and deleted, not purged: SQS allows one purge a minute per queue.
+            sqs = clients["sqs"]
+            while messages := sqs.receive_message(QueueUrl=physical, MaxNumberOfMessages=10).get("Messages"):
+                for m in messages:
+                    sqs.delete_message(QueueUrl=physical, ReceiptHandle=m["ReceiptHandle"])
+        elif kind == "AWS::S3::Bucket":
+            s3 = clients["s3"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=physical):
+                for item in page.get("Contents", []):
+                    s3.delete_object(Bucket=physical, Key=item["Key"])
 
 
 def tour_images(stack, clients):
@@ -280,17 +304,26 @@ def show_trace(daemon, root, sender, sent_on):
 def main():
     started = time.time()
     say("make demo: the suite on a local AWS emulator (no AWS account)")
-    say("\n0. local stack from template.yaml")
+    say("\n0. local stack: template.yaml deployed by `sam deploy` into the emulator")
     ls.LOCAL.mkdir(exist_ok=True)
     daemon = None
+    reused = False
     try:
-        if ls.port_open(PORT) and ls.pid_alive(ls.LOCAL / "moto.pid"):
-            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{PORT}/moto-api/reset", method="POST"))
-        ls.up(PORT, ls.DEFAULT_STACK)
-        stack = json.loads((ls.LOCAL / "stack.json").read_text())
+        endpoint = f"http://127.0.0.1:{PORT}"
+        stack = ls.deployed(endpoint, ls.DEFAULT_STACK) if ls.pid_alive(ls.LOCAL / "moto.pid") else None
+        if stack is not None:
+            # `make deploy-local` (or `make local-up`) left its stack running: the demo runs on it.
+            reused = True
+            say(f"   on the stack already deployed at {endpoint}: {stack['stack']} ({stack['status']})")
+            ls.write_outputs(stack, ls.LOCAL)
+        else:
+            stack = ls.up(PORT, ls.DEFAULT_STACK)
         import boto3
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=ls.REGION)
         clients = {name: session.client(name, endpoint_url=stack["endpoint"]) for name in ("s3", "dynamodb", "sqs", "sns")}
+        if reused:
+            clear_data(stack, clients)
+            say("   its tables, queues and buckets emptied for the tour (the stack itself is unchanged)")
         # Spans go where Lambda's X-Ray daemon would be.
         daemon = XrayDaemon()
         with open(ls.LOCAL / "env", "a") as env:
@@ -307,7 +340,8 @@ def main():
         say("\n5. stopping what the demo started")
         if daemon is not None:
             daemon.stop()
-        ls.down()
+        # An emulator the demo found running stays up, with its stack.
+        ls.down(keep_emulator=reused)
     say(f"\ndemo: {'all outcomes as expected' if not failures else f'{len(failures)} unexpected outcome(s)'}"
         f" in {time.time() - started:.0f}s")
     for f in failures:

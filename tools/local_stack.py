@@ -1,30 +1,41 @@
-"""The local stack: a moto server provisioned from template.yaml, so local runs use the same
-resources and settings as a deployment.
+"""The local stack: template.yaml deployed by CloudFormation into a moto server, with the same SAM
+CLI commands a deployment to AWS runs.
 
-    python tools/local_stack.py up [--port 4566]        start moto (if needed), provision, write .local/env
-    python tools/local_stack.py down                    stop what `up` and the demo started (by pid files)
-    python tools/local_stack.py provision --endpoint URL --stack NAME [--out DIR]
-                                                         provision into a running emulator (used by tests)
+    python tools/local_stack.py up [--port 4566] [--build] [--set Param=value]
+        start moto (if needed), deploy the stack, write .local/env and .local/stack.json
+    python tools/local_stack.py down          stop what `up` and the demo started (by pid files)
+    python tools/local_stack.py deploy --endpoint URL --stack NAME --out DIR [--set Param=value]
+        deploy into a running emulator (used by tests, the demo and the benchmarks)
+    python tools/local_stack.py translate [--template PATH]    the transformed template, as JSON
 
-Provisioned from the template, not from a second list: every AWS::S3::Bucket, AWS::DynamoDB::Table
-(keys, indexes), AWS::SQS::Queue (FIFO, visibility, redrive to its DLQ), AWS::SNS::Topic and
-AWS::SecretsManager::Secret (a random value, as GenerateSecretString makes one).
-Names follow the template (explicit names with ${AWS::StackName} etc. resolved) or CloudFormation's
-pattern `<stack>-<LogicalId>`. Functions are not created (they run under `cargo lambda watch`); their
-Environment is resolved from the template and written to .local/env for it.
+A deploy is `sam package` (the code to the emulator's S3), the AWS::Serverless transform (run here
+with samtranslator, the translator CloudFormation itself uses, because moto's CloudFormation does not
+run transforms), and `sam deploy`: a change set, executed, with samconfig.toml's `local`
+environment. What the stack holds is then read back from CloudFormation and Lambda: each resource's
+physical id (list_stack_resources), the outputs (describe_stacks) and each function's resolved
+environment (get_function_configuration), which `cargo lambda watch` runs the functions with.
+
+The emulator cannot run provided.al2023 code (no container runtime), so the deployed code is not
+run: `--build` deploys `sam build`'s output, as `make deploy-local` does; otherwise each function is
+deployed with a stand-in bootstrap, which keeps a deploy to seconds. Resource types moto cannot
+create are left out of the stack and listed (`skipped`); tests pin that list.
 """
 import argparse
+import copy
 import json
+import logging
 import os
-import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +64,8 @@ def _tag(loader, suffix, node):
 
 
 CfnLoader.add_multi_constructor("!", _tag)
+# The translator warns about its own feature flags on every run.
+logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
 
 def load_template(path=ROOT / "template.yaml"):
@@ -60,201 +73,204 @@ def load_template(path=ROOT / "template.yaml"):
         return yaml.load(f, Loader=CfnLoader)
 
 
-class Stack:
-    """Resolves template expressions against the local resources."""
-
-    def __init__(self, template, stack, endpoint):
-        self.t = template
-        self.stack = stack
-        self.endpoint = endpoint
-        self.physical = {}  # logical id -> Ref value (name, URL or ARN)
-        self.attrs = {}  # (logical id, attribute) -> value
-        self.params = {}
-        for k, v in template.get("Parameters", {}).items():
-            default = v.get("Default")
-            # A CommaDelimitedList is a list wherever it is referenced (Fn::Join joins its items).
-            if v.get("Type") == "CommaDelimitedList" and isinstance(default, str):
-                default = [item.strip() for item in default.split(",")]
-            self.params[k] = default
-
-    def resources(self, kind):
-        return [(k, r) for k, r in self.t["Resources"].items() if r["Type"] == kind]
-
-    def ref(self, name):
-        pseudo = {
-            "AWS::StackName": self.stack,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::Region": REGION,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.params:
-            return self.params[name]
-        return self.physical.get(name)
-
-    def resolve(self, value):
-        if isinstance(value, dict) and len(value) == 1:
-            (fn, arg), = value.items()
-            if fn == "Ref":
-                return self.ref(arg)
-            if fn == "Fn::GetAtt":
-                return self.attrs.get((arg[0], arg[1]))
-            if fn == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-                out, i = "", 0
-                while i < len(text):
-                    start = text.find("${", i)
-                    if start < 0:
-                        out += text[i:]
-                        break
-                    end = text.index("}", start)
-                    out += text[i:start]
-                    key = text[start + 2:end]
-                    if key in extra:
-                        out += str(self.resolve(extra[key]))
-                    elif "." in key:
-                        out += str(self.attrs.get(tuple(key.split(".", 1))))
-                    else:
-                        out += str(self.ref(key))
-                    i = end + 1
-                return out
-            if fn == "Fn::Join":
-                sep, items = arg
-                items = self.resolve(items) if isinstance(items, dict) else items
-                parts = []
-                for item in items:
-                    resolved = self.resolve(item)
-                    parts.extend(resolved if isinstance(resolved, list) else [resolved])
-                return sep.join(str(p) for p in parts)
-            return None
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        return value
-
-    def name(self, logical, explicit):
-        return self.resolve(explicit) if explicit is not None else f"{self.stack}-{logical}"
+SAMCONFIG_ENV = "local"
+BUILT_TEMPLATE = ROOT / ".aws-sam" / "build" / "template.yaml"
+# A deployed function's code is not run by the emulator (it cannot run provided.al2023 without
+# Docker): the functions run under `cargo lambda watch`. When no `sam build` output is given, each
+# function is deployed with this stand-in, so that the stack can be created in seconds.
+PLACEHOLDER = "#!/bin/sh\necho 'this function runs locally: make watch' >&2\nexit 1\n"
 
 
-def provision(endpoint, stack_name):
-    """Creates the template's buckets, tables, queues and topics; returns the resolved stack."""
+def sam_env(endpoint):
+    """The SAM CLI (boto3) pointed at the emulator: endpoint, test credentials, path-style S3."""
+    config = ROOT / "target" / "stacks" / "aws-config"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({
+        # The stack's template is uploaded to S3 and named to CloudFormation by URL; the emulator
+        # reads a path-style URL (bucket in the path) only when its host is `localhost`.
+        "AWS_ENDPOINT_URL": endpoint.replace("://127.0.0.1:", "://localhost:"),
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_CONFIG_FILE": str(config),
+        "SAM_CLI_TELEMETRY": "0", "SAM_CLI_POLL_DELAY": "0.5",
+    })
+    return env
+
+
+def sam(args, endpoint, echo):
+    """Runs the SAM CLI from the project's venv; returns its output, raising with it on failure.
+    echo: show the output as it comes (a build takes minutes)."""
+    command = [str(Path(sys.executable).parent / "sam"), *args]
+    proc = subprocess.Popen(command, cwd=ROOT, env=sam_env(endpoint), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            print(line, end="", flush=True)
+    output = "".join(lines)
+    if proc.wait() != 0:
+        raise RuntimeError(f"`sam {' '.join(args)}` failed ({proc.returncode}):\n{output}")
+    return output
+
+
+def samconfig(section):
+    with open(ROOT / "samconfig.toml", "rb") as f:
+        return tomllib.load(f)[SAMCONFIG_ENV][section]["parameters"]
+
+
+def parse_overrides(text):
+    return dict(item.split("=", 1) for item in shlex.split(text or ""))
+
+
+def placeholder_template(work):
+    """template.yaml with every function's code replaced by the stand-in; nothing else changes."""
+    code = work / "placeholder-code"
+    code.mkdir(parents=True, exist_ok=True)
+    bootstrap = code / "bootstrap"
+    bootstrap.write_text(PLACEHOLDER)
+    bootstrap.chmod(0o755)
+    # The artifact's S3 key is a hash of its zip, which holds the file's time: a fixed time keeps
+    # the key, the function's version and so the stack unchanged from one deploy to the next.
+    os.utime(bootstrap, (1_000_000_000, 1_000_000_000))
     t = load_template()
-    stack = Stack(t, stack_name, endpoint)
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-    s3 = session.client("s3", endpoint_url=endpoint)
-    ddb = session.client("dynamodb", endpoint_url=endpoint)
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    sns = session.client("sns", endpoint_url=endpoint)
-
-    for logical, r in stack.resources("AWS::S3::Bucket"):
-        name = stack.name(logical, r["Properties"].get("BucketName")).lower()
-        try:
-            s3.create_bucket(Bucket=name)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
-        stack.physical[logical] = name
-        stack.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
-
-    for logical, r in stack.resources("AWS::DynamoDB::Table"):
-        p = r["Properties"]
-        name = stack.name(logical, p.get("TableName"))
-        args = {
-            "TableName": name,
-            "AttributeDefinitions": p["AttributeDefinitions"],
-            "KeySchema": p["KeySchema"],
-            "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-        if p.get("GlobalSecondaryIndexes"):
-            args["GlobalSecondaryIndexes"] = [
-                {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
-                for g in p["GlobalSecondaryIndexes"]
-            ]
-        try:
-            ddb.create_table(**args)
-        except ddb.exceptions.ResourceInUseException:
-            pass
-        stack.physical[logical] = name
-        stack.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-
-    # Dead-letter queues first, so redrive policies can name them.
-    queues = stack.resources("AWS::SQS::Queue")
-    queues.sort(key=lambda q: "RedrivePolicy" in q[1].get("Properties", {}))
-    for logical, r in queues:
-        p = r.get("Properties", {})
-        fifo = bool(p.get("FifoQueue"))
-        name = stack.name(logical, p.get("QueueName"))
-        if fifo and not name.endswith(".fifo"):
-            name += ".fifo"
-        attributes = {}
-        if fifo:
-            attributes["FifoQueue"] = "true"
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
-            if key in p:
-                attributes[key] = str(stack.resolve(p[key]))
-        if "RedrivePolicy" in p:
-            policy = {k: stack.resolve(v) for k, v in p["RedrivePolicy"].items()}
-            attributes["RedrivePolicy"] = json.dumps(policy)
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        stack.physical[logical] = url
-        stack.attrs[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
-        stack.attrs[(logical, "QueueName")] = name
-        stack.attrs[(logical, "QueueUrl")] = url
-
-    # Secrets the stack generates: a random value, as GenerateSecretString makes one.
-    sm = session.client("secretsmanager", endpoint_url=endpoint)
-    for logical, r in stack.resources("AWS::SecretsManager::Secret"):
-        name = stack.name(logical, r.get("Properties", {}).get("Name"))
-        try:
-            arn = sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))["ARN"]
-        except sm.exceptions.ResourceExistsException:
-            arn = sm.describe_secret(SecretId=name)["ARN"]
-        stack.physical[logical] = arn
-
-    for logical, r in stack.resources("AWS::SNS::Topic"):
-        p = r.get("Properties", {})
-        name = stack.name(logical, p.get("TopicName"))
-        arn = sns.create_topic(Name=name)["TopicArn"]
-        stack.physical[logical] = arn
-        stack.attrs[(logical, "TopicName")] = name
-    return stack
+    t["Globals"]["Function"]["CodeUri"] = str(code)
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"].pop("CodeUri", None)
+    path = work / "template.json"
+    path.write_text(json.dumps(t, indent=1))
+    return path
 
 
-def function_env(stack, endpoint):
-    """Each function's environment as the template defines it, plus what the emulator needs."""
-    t = stack.t
-    common = {
-        "AWS_ENDPOINT_URL": endpoint,
+class NoManagedPolicyNames:
+    """The translator's managed-policy loader: the template names managed policies only by ARN."""
+
+    def load(self):
+        return {}
+
+
+def translate(template, parameters):
+    """The AWS::Serverless-2016-10-31 transform, run here because the emulator's CloudFormation
+    does not run transforms: the same translator (samtranslator) the CloudFormation service uses."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    from samtranslator.translator.transform import transform
+
+    return transform(copy.deepcopy(template), dict(parameters), NoManagedPolicyNames())
+
+
+def deploy(endpoint, stack_name, built=False, overrides=None, echo=False):
+    """`sam package` + the transform + `sam deploy`, with samconfig.toml's `local` environment.
+
+    built: deploy `sam build`'s output (.aws-sam/build); otherwise template.yaml with a stand-in
+    for each function's code. overrides: parameters set on top of samconfig's parameter_overrides.
+    Returns what the deployed stack holds (see read_stack), plus what this deploy did."""
+    work = ROOT / "target" / "stacks" / stack_name
+    work.mkdir(parents=True, exist_ok=True)
+    bucket = samconfig("deploy")["s3_bucket"]
+    s3 = session().client("s3", endpoint_url=endpoint)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if built:
+        if not BUILT_TEMPLATE.exists():
+            raise RuntimeError(f"{BUILT_TEMPLATE.relative_to(ROOT)} is missing: run `sam build` first")
+        source = BUILT_TEMPLATE
+    else:
+        source = placeholder_template(work)
+    packaged = work / "packaged.yaml"
+    config = ["--config-env", SAMCONFIG_ENV, "--config-file", str(ROOT / "samconfig.toml")]
+    sam(["package", *config, "--template-file", str(source), "--output-template-file", str(packaged)],
+        endpoint, echo)
+    parameters = parse_overrides(samconfig("deploy").get("parameter_overrides"))
+    parameters.update(overrides or {})
+    translated = work / "translated.json"
+    translated.write_text(json.dumps(translate(load_template(packaged), parameters), indent=1))
+    output = sam(["deploy", *config, "--template-file", str(translated), "--stack-name", stack_name,
+                  "--parameter-overrides", " ".join(f"{k}={shlex.quote(v)}" for k, v in parameters.items())],
+                 endpoint, echo)
+    summary = read_stack(endpoint, stack_name, json.loads(translated.read_text()))
+    summary["changed"] = "No changes to deploy" not in output
+    return summary
+
+
+def session():
+    return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+
+
+def read_stack(endpoint, stack_name, translated):
+    """What CloudFormation created: status, outputs, each resource's physical id, each function's
+    resolved environment, and the resource types the emulator left out."""
+    s = session()
+    cfn = s.client("cloudformation", endpoint_url=endpoint)
+    lam = s.client("lambda", endpoint_url=endpoint)
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    resources, types = {}, {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for r in page["StackResourceSummaries"]:
+            resources[r["LogicalResourceId"]] = r.get("PhysicalResourceId")
+            types[r["LogicalResourceId"]] = r["ResourceType"]
+    # The emulator leaves out of the stack what it cannot create (they are not listed at all).
+    skipped = sorted({r["Type"] for logical, r in translated["Resources"].items() if logical not in resources})
+    functions = {}
+    for logical, r in load_template()["Resources"].items():
+        if r["Type"] == "AWS::Serverless::Function":
+            config = lam.get_function_configuration(FunctionName=resources[logical])
+            variables = config.get("Environment", {}).get("Variables", {})
+            # Lambda holds every value as a string (the emulator keeps a Number parameter's type).
+            functions[r["Metadata"]["BuildProperties"]["Binary"]] = {k: str(v) for k, v in variables.items()}
+    function_arns = {lam.get_function(FunctionName=resources[logical])["Configuration"]["FunctionArn"]
+                     for logical, kind in types.items() if kind == "AWS::Lambda::Function"}
+    aliases = {}
+    for logical, kind in types.items():
+        if kind == "AWS::Lambda::Alias":
+            function, name = resources[logical].rsplit(":", 1)
+            alias = lam.get_alias(FunctionName=function, Name=name)
+            aliases[logical] = {"AliasArn": alias["AliasArn"], "FunctionVersion": alias["FunctionVersion"]}
+    mappings = [
+        {"EventSourceArn": m["EventSourceArn"], "FunctionArn": m["FunctionArn"]}
+        for page in lam.get_paginator("list_event_source_mappings").paginate()
+        for m in page["EventSourceMappings"]
+        if m["FunctionArn"].rsplit(":", 1)[0] in function_arns or m["FunctionArn"] in function_arns
+    ]
+    return {
+        "endpoint": endpoint,
+        "stack": stack_name,
+        "status": stack["StackStatus"],
+        "outputs": {o["OutputKey"]: o.get("OutputValue") for o in stack.get("Outputs", [])},
+        "resources": {k: v for k, v in resources.items() if v},
+        "types": types,
+        "skipped": skipped,
+        "functions": functions,
+        "aliases": aliases,
+        "event_source_mappings": mappings,
+    }
+
+
+def function_env(summary):
+    """Every function's deployed environment in one file for `cargo lambda watch`, plus what the
+    emulator needs; and each function's own."""
+    env = {
+        "AWS_ENDPOINT_URL": summary["endpoint"],
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "LOG_LEVEL": "info",
     }
-    globals_env = t.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    env = dict(common)
-    functions = {}
-    for logical, r in stack.resources("AWS::Serverless::Function"):
-        variables = dict(globals_env)
-        variables.update(r["Properties"].get("Environment", {}).get("Variables", {}))
-        resolved = {k: str(stack.resolve(v)) for k, v in variables.items()}
-        functions[r["Metadata"]["BuildProperties"]["Binary"]] = resolved
-        env.update(resolved)
+    for variables in summary["functions"].values():
+        env.update(variables)
     # Local callers come from anywhere (curl, a dev server).
     env["ALLOWED_ORIGINS"] = "*"
-    return env, functions
+    return env, summary["functions"]
 
 
-def write_outputs(stack, endpoint, out_dir):
+def write_outputs(summary, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
-    env, functions = function_env(stack, endpoint)
+    env, _ = function_env(summary)
     (out_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
-    summary = {
-        "endpoint": endpoint,
-        "stack": stack.stack,
-        "resources": stack.physical,
-        "functions": functions,
-    }
     (out_dir / "stack.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -274,32 +290,62 @@ def pid_alive(pid_file):
         return None
 
 
-def up(port, stack_name):
+def start_emulator(port):
+    """Starts the emulator on `port` unless the one `up` started is still running there."""
     LOCAL.mkdir(exist_ok=True)
     pid_file = LOCAL / "moto.pid"
-    if not (pid_alive(pid_file) and port_open(port)):
-        if port_open(port):
-            sys.exit(f"port {port} is in use by another program; choose another with LOCAL_PORT=")
-        log = open(LOCAL / "moto.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tools" / "moto_server.py"), "--port", str(port), "--serve-forever"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        pid_file.write_text(str(proc.pid))
-        deadline = time.time() + 20
-        while not port_open(port):
-            if proc.poll() is not None or time.time() > deadline:
-                sys.exit(f"the emulator did not start; see {LOCAL / 'moto.log'}")
-            time.sleep(0.1)
-        print(f"local-up: emulator started on 127.0.0.1:{port} (pid {proc.pid})")
-    else:
+    if pid_alive(pid_file) and port_open(port):
         print(f"local-up: emulator already running on 127.0.0.1:{port}")
+        return
+    if port_open(port):
+        sys.exit(f"port {port} is in use by another program; choose another with LOCAL_PORT=")
+    log = open(LOCAL / "moto.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "moto_server.py"), "--port", str(port), "--serve-forever"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    pid_file.write_text(str(proc.pid))
+    deadline = time.time() + 20
+    while not port_open(port):
+        if proc.poll() is not None or time.time() > deadline:
+            sys.exit(f"the emulator did not start; see {LOCAL / 'moto.log'}")
+        time.sleep(0.1)
+    print(f"local-up: emulator started on 127.0.0.1:{port} (pid {proc.pid})")
+
+
+def deployed(endpoint, stack_name):
+    """The stack as an earlier `up` deployed it on this emulator, or None."""
+    translated = ROOT / "target" / "stacks" / stack_name / "translated.json"
+    try:
+        return read_stack(endpoint, stack_name, json.loads(translated.read_text()))
+    except (OSError, ValueError, botocore.exceptions.ClientError):
+        return None
+
+
+def up(port, stack_name, build=False, overrides=None):
+    """The emulator, the stack deployed into it with `sam deploy`, and .local/env for the functions.
+    build: run `sam build` and deploy its output, as `make deploy` does against AWS."""
+    start_emulator(port)
     endpoint = f"http://127.0.0.1:{port}"
-    stack = provision(endpoint, stack_name)
-    summary = write_outputs(stack, endpoint, LOCAL)
+    if build:
+        print("local-up: sam build (cargo lambda, arm64, release)", flush=True)
+        sam(["build", "--config-env", SAMCONFIG_ENV, "--config-file", str(ROOT / "samconfig.toml")],
+            endpoint, echo=True)
+    summary = deploy(endpoint, stack_name, built=build, overrides=overrides, echo=build)
+    write_outputs(summary, LOCAL)
+    show(summary)
+    return summary
+
+
+def show(summary):
+    print(f"local-up: stack {summary['stack']}: {summary['status']}"
+          f"{'' if summary.get('changed', True) else ' (no changes to deploy)'}")
     for logical, physical in sorted(summary["resources"].items()):
-        print(f"  {logical:<28} {physical}")
-    print(f"local-up: settings written to {LOCAL / 'env'}")
+        print(f"  {logical:<42} {summary['types'][logical]:<34} {physical}")
+    print("local-up: resource types the emulator cannot create, left out of the local stack:")
+    for kind in summary["skipped"]:
+        print(f"  {kind}")
+    print(f"local-up: each function's deployed environment written to {LOCAL / 'env'}")
 
 
 def stop_group(pid, grace=5.0):
@@ -323,9 +369,11 @@ def stop_group(pid, grace=5.0):
             time.sleep(0.05)
 
 
-def down():
+def down(keep_emulator=False):
     stopped = 0
     for pid_file in sorted(LOCAL.glob("*.pid")):
+        if keep_emulator and pid_file.name == "moto.pid":
+            continue
         pid = pid_alive(pid_file)
         if pid:
             stop_group(pid)
@@ -342,19 +390,36 @@ def main():
     p_up = sub.add_parser("up")
     p_up.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", DEFAULT_PORT)))
     p_up.add_argument("--stack", default=DEFAULT_STACK)
+    p_up.add_argument("--build", action="store_true", help="sam build, and deploy its output")
     sub.add_parser("down")
-    p_prov = sub.add_parser("provision")
-    p_prov.add_argument("--endpoint", required=True)
-    p_prov.add_argument("--stack", required=True)
-    p_prov.add_argument("--out", type=Path, required=True)
+    p_deploy = sub.add_parser("deploy")
+    p_deploy.add_argument("--endpoint", required=True)
+    p_deploy.add_argument("--stack", required=True)
+    p_deploy.add_argument("--out", type=Path, required=True)
+    p_translate = sub.add_parser("translate")
+    p_translate.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    for p in (p_up, p_deploy):
+        p.add_argument("--set", action="append", default=[], metavar="PARAMETER=VALUE",
+                       help="a template parameter on top of samconfig.toml's parameter_overrides")
     args = parser.parse_args()
-    if args.command == "up":
-        up(args.port, args.stack)
-    elif args.command == "down":
+    if args.command == "down":
         down()
-    else:
-        summary = write_outputs(provision(args.endpoint, args.stack), args.endpoint, args.out)
-        print(json.dumps(summary))
+        return
+    if args.command == "translate":
+        # For checks of what the transform makes of the template; the code location is a stand-in.
+        template = load_template(args.template)
+        template["Globals"]["Function"]["CodeUri"] = "s3://artifacts/code.zip"
+        print(json.dumps(translate(template, {})))
+        return
+    overrides = parse_overrides(" ".join(shlex.quote(item) for item in args.set))
+    try:
+        if args.command == "up":
+            up(args.port, args.stack, build=args.build, overrides=overrides)
+        else:
+            summary = write_outputs(deploy(args.endpoint, args.stack, overrides=overrides), args.out)
+            print(json.dumps(summary))
+    except RuntimeError as e:
+        sys.exit(f"local-stack: {e}")
 
 
 if __name__ == "__main__":

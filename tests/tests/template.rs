@@ -796,3 +796,211 @@ fn the_dashboard_shows_every_alarm_and_only_metrics_the_code_emits() {
         "the stack links its dashboard"
     );
 }
+
+/// The template as CloudFormation runs it: the AWS::Serverless transform applied
+/// (`tools/local_stack.py translate`, samtranslator).
+fn translated(text: &str) -> serde_json::Value {
+    let path = std::env::temp_dir().join(format!(
+        "template-{}-{:x}.yaml",
+        std::process::id(),
+        text.len() ^ text.bytes().map(usize::from).sum::<usize>()
+    ));
+    std::fs::write(&path, text).unwrap();
+    let run = std::process::Command::new(workspace_root().join(".venv/bin/python"))
+        .arg(workspace_root().join("tools/local_stack.py"))
+        .args(["translate", "--template"])
+        .arg(&path)
+        .output()
+        .expect("run local_stack.py translate");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
+fn of_type<'a>(t: &'a serde_json::Value, kind: &str) -> Vec<(&'a String, &'a serde_json::Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+/// Every way an event reaches a function, with what it invokes: `(source, target)`, where the
+/// target is the logical id referenced (or `$LATEST` for an unqualified async config).
+fn event_source_targets(t: &serde_json::Value) -> Vec<(String, String)> {
+    let mut targets = Vec::new();
+    let named = |v: &serde_json::Value| v["Ref"].as_str().unwrap_or("<not a Ref>").to_string();
+    for (id, r) in of_type(t, "AWS::Lambda::EventSourceMapping") {
+        targets.push((id.clone(), named(&r["Properties"]["FunctionName"])));
+    }
+    for (id, r) in of_type(t, "AWS::Lambda::Permission") {
+        targets.push((id.clone(), named(&r["Properties"]["FunctionName"])));
+    }
+    for (id, r) in of_type(t, "AWS::S3::Bucket") {
+        let configs = &r["Properties"]["NotificationConfiguration"]["LambdaConfigurations"];
+        for c in configs.as_array().into_iter().flatten() {
+            targets.push((id.clone(), named(&c["Function"])));
+        }
+    }
+    for (id, r) in of_type(t, "AWS::Lambda::EventInvokeConfig") {
+        let qualifier = r["Properties"]["Qualifier"].as_str().unwrap_or("$LATEST");
+        let target = if qualifier == "$LATEST" {
+            "$LATEST".to_string()
+        } else {
+            format!(
+                "{}Alias{qualifier}",
+                named(&r["Properties"]["FunctionName"])
+            )
+        };
+        targets.push((id.clone(), target));
+    }
+    // HTTP API integrations: `arn:...:functions/${Target}/invocations` in the OpenAPI body.
+    fn integrations(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(uri) = map
+                    .get("x-amazon-apigateway-integration")
+                    .and_then(|i| i["uri"]["Fn::Sub"].as_str())
+                {
+                    out.extend(
+                        placeholders(uri)
+                            .into_iter()
+                            .map(|p| p.trim_end_matches(".Arn").to_string())
+                            .filter(|p| !p.starts_with("AWS::")),
+                    );
+                }
+                map.values().for_each(|v| integrations(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| integrations(v, out)),
+            _ => {}
+        }
+    }
+    for (id, r) in of_type(t, "AWS::ApiGatewayV2::Api") {
+        let mut found = Vec::new();
+        integrations(&r["Properties"]["Body"], &mut found);
+        targets.extend(found.into_iter().map(|target| (id.clone(), target)));
+    }
+    targets
+}
+
+/// Event sources that do not invoke an `AWS::Lambda::Alias` (the bare function is `$LATEST`).
+fn sources_not_on_an_alias(t: &serde_json::Value) -> Vec<String> {
+    let aliases: BTreeSet<&String> = of_type(t, "AWS::Lambda::Alias")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    event_source_targets(t)
+        .into_iter()
+        .filter(|(_, target)| !aliases.contains(target))
+        .map(|(source, target)| format!("{source} -> {target}"))
+        .collect()
+}
+
+#[test]
+fn every_event_source_invokes_the_live_alias_and_each_rollout_watches_its_own_alarms() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let t = translated(&text);
+    let targets = event_source_targets(&t);
+    // S3 notification + its permission, the SQS mapping, six routes + their permissions, the
+    // async failure destination.
+    assert!(targets.len() >= 16, "{targets:?}");
+    let bare = sources_not_on_an_alias(&t);
+    assert!(
+        bare.is_empty(),
+        "event sources on the bare function: {bare:?}"
+    );
+
+    let source = template();
+    for f in functions(&source) {
+        let aliases = of_type(&t, "AWS::Lambda::Alias");
+        let (_, alias) = aliases
+            .iter()
+            .find(|(_, a)| a["Properties"]["FunctionName"]["Ref"] == f.id.as_str())
+            .unwrap_or_else(|| panic!("{}: no alias", f.id));
+        assert_eq!(alias["Properties"]["Name"], "live");
+        let group = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"]
+            ["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: the alias is not moved by CodeDeploy", f.id));
+        let group = &t["Resources"][group]["Properties"];
+        assert_eq!(group["AutoRollbackConfiguration"]["Enabled"], true);
+        let config = group["DeploymentConfigName"]["Fn::Sub"][1]["ConfigName"]
+            .as_str()
+            .unwrap_or_default();
+        let expected = if f.binary == "user-api" {
+            "Canary10Percent5Minutes"
+        } else {
+            "Canary10Percent10Minutes"
+        };
+        assert_eq!(config, expected, "{}", f.id);
+        // Its own error and throttle alarms, on one-minute periods so that they can fire
+        // within the canary's window.
+        let mut watched = BTreeSet::new();
+        for alarm in group["AlarmConfiguration"]["Alarms"].as_array().unwrap() {
+            let alarm = &source["Resources"][alarm["Name"]["Ref"].as_str().unwrap()];
+            let props = &alarm["Properties"];
+            assert!(
+                props["Dimensions"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|d| { tag(&d["Value"]) == Some(("Ref".to_string(), f.id.clone())) }),
+                "{}: a rollback alarm on another function",
+                f.id
+            );
+            assert_eq!(props["Period"].as_u64(), Some(60), "{}", f.id);
+            watched.insert(props["MetricName"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            watched,
+            BTreeSet::from(["Errors".to_string(), "Throttles".to_string()]),
+            "{}",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn the_alias_check_catches_an_event_source_on_the_bare_function() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    // Without AutoPublishAlias (and so without the rollouts that need it), SAM wires every event
+    // source to the function itself.
+    let mut without_alias = String::new();
+    let mut in_preference = false;
+    for line in text.lines() {
+        in_preference =
+            line == "      DeploymentPreference:" || (in_preference && line.starts_with("       "));
+        if !in_preference && line != "    AutoPublishAlias: live" {
+            without_alias.push_str(line);
+            without_alias.push('\n');
+        }
+    }
+    assert!(!without_alias.contains("AutoPublishAlias") && !without_alias.contains("Canary"));
+    let bare = sources_not_on_an_alias(&translated(&without_alias));
+    for source in [
+        "OrderProcessorFunctionOrders",
+        "SourceBucket",
+        "UsersApi",
+        "ImageCompressorFunctionUploadPermission",
+    ] {
+        assert!(
+            bare.iter().any(|b| b.starts_with(&format!("{source} ->"))),
+            "{source} not caught: {bare:?}"
+        );
+    }
+    // A mapping written by hand to the bare function, next to the aliased ones.
+    let by_hand = text.replacen(
+        "\nResources:\n",
+        "\nResources:\n  ByHand:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties:\n      EventSourceArn: !GetAtt PaymentQueue.Arn\n      FunctionName: !Ref OrderProcessorFunction\n",
+        1,
+    );
+    assert_eq!(
+        sources_not_on_an_alias(&translated(&by_hand)),
+        ["ByHand -> OrderProcessorFunction"]
+    );
+}
