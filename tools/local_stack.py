@@ -40,7 +40,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
-ACCOUNT = "123456789012"
 REGION = "us-east-1"
 DEFAULT_PORT = 4566
 DEFAULT_STACK = "rust-suite-local"
