@@ -195,7 +195,14 @@ pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let mut saw_end = false;
     while i + 2 <= bytes.len() {
         if bytes[i] != 0xFF {
-            return false;
+            // Extraneous bytes before a marker: libjpeg skips them (with a warning), and so do we.
+            match bytes[i..].iter().position(|&b| b == 0xFF) {
+                Some(offset) => {
+                    i += offset;
+                    continue;
+                }
+                None => return false,
+            }
         }
         let marker = bytes[i + 1];
         if marker == 0xFF {
@@ -579,6 +586,33 @@ mod tests {
                 image::ColorType::L8
             );
         }
+    }
+
+    #[test]
+    fn stray_bytes_between_segments_are_skipped_as_libjpeg_skips_them() {
+        let (w, h) = (32, 16);
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let jpeg = encode(&pixels, w, h, false, 90, false).unwrap();
+        assert!(jpeg_is_complete(&jpeg));
+        // "hello" after the first segment (APP0), as some cameras write.
+        let app0_end = 4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]));
+        let mut stray = jpeg[..app0_end].to_vec();
+        stray.extend_from_slice(b"hello");
+        stray.extend_from_slice(&jpeg[app0_end..]);
+        assert!(jpeg_is_complete(&stray));
+        let limits = DecodeLimits {
+            max_pixels: 1 << 20,
+            max_pixels_per_byte: 1 << 14,
+            max_decode_bytes: 1 << 24,
+            reduce_to_edge: u32::MAX,
+            largest_edge: u32::MAX,
+        };
+        let decoded = decode(&stray, &limits).unwrap().unwrap();
+        assert_eq!((decoded.width, decoded.height), (w, h));
+        // Stray bytes at the end instead of the end marker: still incomplete.
+        let mut cut = jpeg[..jpeg.len() - 2].to_vec();
+        cut.extend_from_slice(b"junk");
+        assert!(!jpeg_is_complete(&cut));
     }
 
     #[test]
