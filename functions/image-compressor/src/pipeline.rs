@@ -52,12 +52,22 @@ impl PipelineConfig {
     }
 }
 
+/// With `Optimize::Size`, a variant is written with trellis quantisation only when the picture
+/// has at least this many times its pixels. Trellis costs 2 to 6 times the encoder's CPU for 1 to
+/// 3% fewer bytes. On a thumbnail of a photo the encoder is a small part of the work (decoding and
+/// reducing the photo is the rest), so the bytes are worth it. On a variant about the picture's
+/// size (an avatar, an icon, a screenshot or a product shot kept as it is), the encoder is most of
+/// the work, and plain quantisation writes the bytes Pillow writes in a fraction of the time
+/// (BENCHMARKS.md, "Upload corpus").
+pub const TRELLIS_MIN_REDUCTION: u64 = 4;
+
 /// The one trade-off between CPU and bytes (`JPEG_OPTIMIZE`; measured in BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Optimize {
-    /// The default. Trellis quantisation, and JPEGs reduced while decoding to no less than 1.5
-    /// times the largest variant: about 3% fewer bytes than Pillow at an SSIM no lower, still
-    /// ahead of libvips, and a large photo never decoded at full size for the seed variants.
+    /// The default. Trellis quantisation for variants at most a quarter of the picture's pixels
+    /// (see `TRELLIS_MIN_REDUCTION`), and JPEGs reduced while decoding to no less than 1.5 times
+    /// the largest variant: fewer bytes than Pillow at an SSIM no lower, still ahead of libvips,
+    /// and a large photo never decoded at full size for the seed variants.
     Size,
     /// libjpeg's plain quantisation (what Pillow and libjpeg-turbo write), and JPEGs reduced while
     /// decoding down to the largest variant itself (libvips' choice): the least CPU and memory,
@@ -101,6 +111,8 @@ pub enum ColourHandling {
     Untagged,
     /// Converted from the embedded ICC profile to sRGB.
     Converted,
+    /// The embedded profile is sRGB (what most cameras and editors embed): nothing to convert.
+    AlreadySrgb,
     /// A profile that cannot be applied (unreadable, or not RGB): the pixels are taken as they are.
     Ignored,
 }
@@ -110,6 +122,7 @@ impl ColourHandling {
         match self {
             ColourHandling::Untagged => "untagged",
             ColourHandling::Converted => "converted to sRGB",
+            ColourHandling::AlreadySrgb => "sRGB profile",
             ColourHandling::Ignored => "profile ignored",
         }
     }
@@ -185,6 +198,30 @@ fn format_name(format: ImageFormat) -> Option<&'static str> {
         ImageFormat::Tiff => "tiff",
         _ => return None,
     })
+}
+
+/// Makes the allocator keep freed memory for the next image (glibc; a no-op elsewhere). Returns
+/// whether the settings took.
+///
+/// With glibc's defaults, a buffer of 128 KiB or more is a mapping of its own, unmapped when it is
+/// freed, and the heap is trimmed whenever 128 KiB lies free at its top. Every image then faults
+/// in fresh zeroed pages for its pixels: a quarter of the time of a small image went to the kernel
+/// (perf, an 807x606 GIF). An instance processes one image after another, so buffers up to 32 MiB
+/// (glibc's largest threshold) come from the heap, and what is freed stays there for the next
+/// image. Peak RSS is the same: that memory was in use at the peak anyway.
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes glibc's malloc parameters; it is safe at any time.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
 }
 
 /// Makes every variant of `bytes`, or says precisely why not. Never panics.
@@ -493,8 +530,9 @@ fn finish(
     let (mut to_srgb, colour) = match icc {
         None => (None, ColourHandling::Untagged),
         Some(profile) => match srgb_transform(&profile, grey) {
-            Some(transform) => (Some(transform), ColourHandling::Converted),
-            None => (None, ColourHandling::Ignored),
+            ToSrgb::Transform(transform) => (Some(transform), ColourHandling::Converted),
+            ToSrgb::Nothing => (None, ColourHandling::AlreadySrgb),
+            ToSrgb::Unusable => (None, ColourHandling::Ignored),
         },
     };
     let mut order: Vec<&VariantSpec> = config.variants.iter().collect();
@@ -536,7 +574,9 @@ fn finish(
                     h,
                     grey,
                     config.jpeg_quality,
-                    config.optimize == Optimize::Size,
+                    config.optimize == Optimize::Size
+                        && u64::from(width) * u64::from(height)
+                            >= TRELLIS_MIN_REDUCTION * u64::from(w) * u64::from(h),
                 )?,
                 config
                     .webp_quality
@@ -604,22 +644,81 @@ pub(crate) fn resize(
 
 /// A transform from an embedded RGB profile to sRGB, or `None` when there is nothing it can apply
 /// to (an unreadable profile, a grey or CMYK one: those pixels are used as they are).
-fn srgb_transform(icc: &[u8], grey: bool) -> Option<std::sync::Arc<moxcms::Transform8BitExecutor>> {
+enum ToSrgb {
+    Transform(std::sync::Arc<moxcms::Transform8BitExecutor>),
+    /// The profile is sRGB: the pixels are what they would become.
+    Nothing,
+    /// Unreadable, or not an RGB profile.
+    Unusable,
+}
+
+fn srgb_transform(icc: &[u8], grey: bool) -> ToSrgb {
     if grey {
-        return None;
+        return ToSrgb::Unusable;
     }
-    let profile = ColorProfile::new_from_slice(icc).ok()?;
+    let Ok(profile) = ColorProfile::new_from_slice(icc) else {
+        return ToSrgb::Unusable;
+    };
     if profile.color_space != DataColorSpace::Rgb {
-        return None;
+        return ToSrgb::Unusable;
     }
-    profile
-        .create_transform_8bit(
-            Layout::Rgb,
-            &ColorProfile::new_srgb(),
-            Layout::Rgb,
-            TransformOptions::default(),
-        )
-        .ok()
+    let srgb = ColorProfile::new_srgb();
+    // Building a transform costs more than encoding a small picture (0.5 ms): most embedded
+    // profiles are sRGB, which needs none.
+    if is_srgb(&profile, &srgb) {
+        return ToSrgb::Nothing;
+    }
+    match profile.create_transform_8bit(
+        Layout::Rgb,
+        &srgb,
+        Layout::Rgb,
+        TransformOptions::default(),
+    ) {
+        Ok(transform) => ToSrgb::Transform(transform),
+        Err(_) => ToSrgb::Unusable,
+    }
+}
+
+/// A matrix/curve RGB profile whose primaries are sRGB's and whose curves give back every 8-bit
+/// value unchanged through sRGB's: converting from it would change no pixel.
+fn is_srgb(profile: &ColorProfile, srgb: &ColorProfile) -> bool {
+    let luts = [
+        &profile.lut_a_to_b_perceptual,
+        &profile.lut_a_to_b_colorimetric,
+        &profile.lut_a_to_b_saturation,
+    ];
+    if luts.iter().any(|lut| lut.is_some()) {
+        return false;
+    }
+    let near = |a: &moxcms::Xyzd, b: &moxcms::Xyzd| {
+        (a.x - b.x).abs() < 2e-3 && (a.y - b.y).abs() < 2e-3 && (a.z - b.z).abs() < 2e-3
+    };
+    if !(near(&profile.red_colorant, &srgb.red_colorant)
+        && near(&profile.green_colorant, &srgb.green_colorant)
+        && near(&profile.blue_colorant, &srgb.blue_colorant))
+    {
+        return false;
+    }
+    // Each curve, linearised for 8-bit input, encoded back with sRGB's curve, lands on the value
+    // it started from.
+    let encode = |linear: f32| {
+        let v = f64::from(linear.clamp(0.0, 1.0));
+        255.0
+            * if v <= 0.003_130_8 {
+                12.92 * v
+            } else {
+                1.055 * v.powf(1.0 / 2.4) - 0.055
+            }
+    };
+    [&profile.red_trc, &profile.green_trc, &profile.blue_trc]
+        .into_iter()
+        .all(|trc| match profile.build_8bit_lin_table(trc) {
+            Ok(table) => table
+                .iter()
+                .enumerate()
+                .all(|(code, &linear)| (encode(linear) - code as f64).abs() < 0.5),
+            Err(_) => false,
+        })
 }
 
 /// 8-bit pixels: grey stays grey (smaller JPEGs), colour becomes RGB, alpha is blended onto the
@@ -667,6 +766,23 @@ fn flatten(image: DynamicImage, background: [u8; 3]) -> (Vec<u8>, PixelType, boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_pixel_buffer_comes_from_the_heap_once_freed_memory_is_kept() {
+        // glibc marks a chunk that is a mapping of its own with bit 1 of its size word.
+        fn is_own_mapping(buffer: &[u8]) -> bool {
+            // SAFETY: every glibc chunk has its size word just before the pointer malloc returned.
+            let size_word = unsafe { *buffer.as_ptr().cast::<usize>().offset(-1) };
+            size_word & 2 != 0
+        }
+        assert!(keep_freed_memory());
+        let pixels = vec![1u8; 4 << 20];
+        assert!(
+            !is_own_mapping(&pixels),
+            "a 4 MiB buffer is still a mapping of its own"
+        );
+    }
 
     fn encodes_for(width: u32, height: u32, variants: &str) -> (usize, Processed) {
         use image::ImageEncoder;

@@ -425,6 +425,23 @@ fn embedded_colour_profiles_are_converted_to_srgb() {
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, [231, 57, 34], &format!("{kind} Adobe RGB, left"));
         assert_near(right, [0, 161, 60], &format!("{kind} Adobe RGB, right"));
+        // sRGB itself: nothing to convert, the very pixels of an untagged picture.
+        let srgb = read("icc/sRGB.icc");
+        let tagged = process_image(&two_colours(format, Some(&srgb), red, green), &cfg).unwrap();
+        let untagged = process_image(&two_colours(format, None, red, green), &cfg).unwrap();
+        assert_eq!(tagged.colour, ColourHandling::AlreadySrgb, "{kind}");
+        assert_eq!(
+            tagged.variants[0].jpeg, untagged.variants[0].jpeg,
+            "{kind} sRGB"
+        );
+        // Rec. 709: sRGB's primaries with another curve, so it is converted (darker shadows).
+        let rec709 = read("icc/Rec709.icc");
+        let out = process_image(&two_colours(format, Some(&rec709), red, green), &cfg).unwrap();
+        assert_eq!(out.colour, ColourHandling::Converted, "{kind} Rec. 709");
+        assert_ne!(
+            out.variants[0].jpeg, untagged.variants[0].jpeg,
+            "{kind} Rec. 709"
+        );
         // No profile: the values are sRGB already.
         let out = process_image(&two_colours(format, None, red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Untagged, "{kind}");
@@ -458,6 +475,37 @@ fn optimising_for_size_writes_fewer_bytes_of_the_same_variants() {
         "size {} vs speed {}",
         total(&small),
         total(&fast)
+    );
+}
+
+#[test]
+fn trellis_only_where_the_variant_is_much_smaller_than_the_picture() {
+    // A 960x640 photo: a variant kept at that size is mostly encoder work (plain quantisation,
+    // the bytes `speed` writes); one with a quarter of its pixels is a reduction (trellis, fewer
+    // bytes). A BMP, so that both settings decode the same pixels.
+    let source = read("good/storm-960x640.bmp");
+    let mut size = config();
+    size.variants = parse_variants("kept:960,quarter:480").unwrap();
+    size.optimize = Optimize::Size;
+    let mut speed = size.clone();
+    speed.optimize = Optimize::Speed;
+    let (size, speed) = (
+        process_image(&source, &size).unwrap(),
+        process_image(&source, &speed).unwrap(),
+    );
+    assert_eq!(
+        (size.variants[1].width, size.variants[1].height),
+        (480, 320)
+    );
+    assert_eq!(
+        size.variants[0].jpeg, speed.variants[0].jpeg,
+        "kept at its size"
+    );
+    assert!(
+        size.variants[1].jpeg.len() * 100 < speed.variants[1].jpeg.len() * 99,
+        "a quarter of the pixels: size {} vs speed {}",
+        size.variants[1].jpeg.len(),
+        speed.variants[1].jpeg.len()
     );
 }
 
