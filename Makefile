@@ -19,7 +19,7 @@ FUNCTIONS := image-compressor user-api order-processor
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
+.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
         demo local-up local-down deploy-local bench deploy fuzz chaos clean
 
 help: ## List the targets
@@ -104,12 +104,24 @@ $(BENCH_STAMP): bench/requirements-bench.txt | $(STAMP)
 	@rm -f $(VENV)/.bench-*
 	@touch $@
 
+# mozjpeg's x86 SIMD is assembled by nasm when mozjpeg-sys is built: without it the release build is
+# correct but slower, and a release build made before nasm was installed is redone.
+NASM = command -v nasm >/dev/null || \
+  { { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nasm; } && cargo clean --release -q -p mozjpeg-sys; } || \
+  echo "bench: nasm could not be installed: the JPEG codec is built without its x86 SIMD"
+
 bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rewrites BENCHMARKS.md (BENCH_ARGS=--quick)
-	@# mozjpeg's x86 SIMD is assembled by nasm; without it the release build is correct but slower.
-	@command -v nasm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nasm; } || \
-	  echo "bench: nasm could not be installed: the JPEG codec is built without its x86 SIMD"
+	@$(NASM)
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
+
+bench-corpus: setup $(BENCH_STAMP) ## The image pipeline per class of upload (bench/corpus), each engine and CORPUS_BASELINE (a git rev) in one run
+	@$(NASM)
+	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
+
+# The pipeline before trellis was chosen per variant.
+CORPUS_BASELINE ?= ca04ae3
 
 bench-tracing: setup $(BENCH_STAMP) ## What span export costs: cold start, latency, RSS vs TRACING_BASELINE (a git rev); a BENCHMARKS.md section
 	$(PY) bench/tracing_overhead.py --baseline $(TRACING_BASELINE) $(BENCH_ARGS)

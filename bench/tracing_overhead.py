@@ -26,15 +26,15 @@ LABEL = {"rust": "spans exported", "rust-untraced": "export off", "rust-baseline
 BINS = ["-p", "user-api", "-p", "order-processor", "-p", "image-compressor", "--bins"]
 
 
-def build_baseline(rev):
+def build_baseline(rev, cargo_args=BINS, into="tracing-baseline"):
     """The baseline's release binaries, built from a git worktree into a target directory of its own."""
-    base = ROOT / "target" / "tracing-baseline"
+    base = ROOT / "target" / into
     src, target = base / f"{rev}-src", base / f"{rev}-target"
     if not src.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(src), rev], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
-    print(f"tracing: building {rev} (release) in {src.relative_to(ROOT)}", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", *BINS], cwd=src, check=True,
+    print(f"bench: building {rev} (release) in {src.relative_to(ROOT)}", flush=True)
+    subprocess.run(["cargo", "build", "--release", "-q", *cargo_args], cwd=src, check=True,
                    env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     return target / "release"
 
@@ -107,10 +107,11 @@ def section(results, rev, processes):
     return "\n".join(lines) + "\n"
 
 
-def write(text):
+def write(text, heading="## Tracing overhead"):
+    """Replaces the section of BENCHMARKS.md under `heading` (up to the next one) with `text`."""
     path = ROOT / "BENCHMARKS.md"
     current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"## Tracing overhead\n.*?(?=\n## |\Z)", re.S)
+    pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
     if pattern.search(current):
         current = pattern.sub(lambda _: text.rstrip("\n") + "\n", current)
     else:
