@@ -410,8 +410,7 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::Indexed);
     options.set_memory_limit(gif::MemoryLimit::Bytes(
-        std::num::NonZeroU64::new(config.max_decode_bytes.max(1))
-            .unwrap_or(std::num::NonZeroU64::MIN),
+        std::num::NonZeroU64::new(config.max_decode_bytes).unwrap_or(std::num::NonZeroU64::MIN),
     ));
     let mut decoder = options.read_info(Cursor::new(bytes)).map_err(error)?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
@@ -710,16 +709,17 @@ pub(crate) fn resize(
     Ok(current)
 }
 
-/// A transform from an embedded RGB profile to sRGB, or `None` when there is nothing it can apply
-/// to (an unreadable profile, a grey or CMYK one: those pixels are used as they are).
+/// What an embedded profile takes to reach sRGB.
 enum ToSrgb {
     Transform(std::sync::Arc<moxcms::Transform8BitExecutor>),
     /// The profile is sRGB: the pixels are what they would become.
     Nothing,
-    /// Unreadable, or not an RGB profile.
+    /// Nothing it can apply to (an unreadable profile, a grey or CMYK one): those pixels are
+    /// used as they are.
     Unusable,
 }
 
+/// A transform from an embedded RGB profile to sRGB, unless the profile is sRGB already.
 fn srgb_transform(icc: &[u8], grey: bool) -> ToSrgb {
     if grey {
         return ToSrgb::Unusable;
