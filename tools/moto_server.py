@@ -68,8 +68,8 @@ def add_missing_cloudformation() -> None:
 
         __module__ = "moto.awslambda.stack_alias"
 
-        def __init__(self, alias, function_name):
-            self.alias, self.function_name = alias, function_name
+        def __init__(self, alias):
+            self.alias = alias
 
         @staticmethod
         def cloudformation_type():
@@ -87,23 +87,23 @@ def add_missing_cloudformation() -> None:
             return self.alias.arn
 
         @classmethod
-        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        def put(cls, cloudformation_json, account_id, region_name, update):
             p = cloudformation_json["Properties"]
-            alias = lambda_backends[account_id][region_name].create_alias(
+            backend = lambda_backends[account_id][region_name]
+            alias = (backend.update_alias if update else backend.create_alias)(
                 name=p["Name"], function_name=p["FunctionName"], function_version=str(p["FunctionVersion"]),
                 description=p.get("Description", ""), routing_config=p.get("RoutingConfig"),
             )
-            return cls(alias, p["FunctionName"])
+            return cls(alias)
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            return cls.put(cloudformation_json, account_id, region_name, update=False)
 
         @classmethod
         def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                             account_id, region_name):
-            p = cloudformation_json["Properties"]
-            alias = lambda_backends[account_id][region_name].update_alias(
-                name=p["Name"], function_name=p["FunctionName"], function_version=str(p["FunctionVersion"]),
-                description=p.get("Description", ""), routing_config=p.get("RoutingConfig"),
-            )
-            return cls(alias, p["FunctionName"])
+            return cls.put(cloudformation_json, account_id, region_name, update=True)
 
         @classmethod
         def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
@@ -148,13 +148,14 @@ def add_missing_cloudformation() -> None:
                     alphabet += string.punctuation
                 alphabet = "".join(c for c in alphabet if c not in spec.get("ExcludeCharacters", ""))
                 value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+            name = p.get("Name") or resource_name
             backend = secretsmanager_backends[account_id][region_name]
             backend.create_secret(
-                name=p.get("Name") or resource_name, secret_string=value, secret_binary=None,
+                name=name, secret_string=value, secret_binary=None,
                 description=p.get("Description"), tags=p.get("Tags"), kms_key_id=p.get("KmsKeyId"),
                 client_request_token=None, replica_regions=[], force_overwrite=False,
             )
-            return cls(backend.describe_secret(p.get("Name") or resource_name).arn)
+            return cls(backend.describe_secret(name).arn)
 
         @classmethod
         def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
