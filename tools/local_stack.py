@@ -159,13 +159,18 @@ def translate(template, parameters):
     return transform(copy.deepcopy(template), dict(parameters), NoManagedPolicyNames())
 
 
+def stack_dir(stack_name):
+    """Where a deploy keeps its templates (the stand-in code, packaged, translated)."""
+    return ROOT / "target" / "stacks" / stack_name
+
+
 def deploy(endpoint, stack_name, built=False, overrides=None, echo=False):
     """`sam package` + the transform + `sam deploy`, with samconfig.toml's `local` environment.
 
     built: deploy `sam build`'s output (.aws-sam/build); otherwise template.yaml with a stand-in
     for each function's code. overrides: parameters set on top of samconfig's parameter_overrides.
     Returns what the deployed stack holds (see read_stack), plus what this deploy did."""
-    work = ROOT / "target" / "stacks" / stack_name
+    work = stack_dir(stack_name)
     work.mkdir(parents=True, exist_ok=True)
     bucket = samconfig("deploy")["s3_bucket"]
     s3 = session().client("s3", endpoint_url=endpoint)
@@ -185,12 +190,13 @@ def deploy(endpoint, stack_name, built=False, overrides=None, echo=False):
         endpoint, echo)
     parameters = parse_overrides(samconfig("deploy").get("parameter_overrides"))
     parameters.update(overrides or {})
-    translated = work / "translated.json"
-    translated.write_text(json.dumps(translate(load_template(packaged), parameters), indent=1))
-    output = sam(["deploy", *config, "--template-file", str(translated), "--stack-name", stack_name,
+    translated = translate(load_template(packaged), parameters)
+    translated_file = work / "translated.json"
+    translated_file.write_text(json.dumps(translated, indent=1))
+    output = sam(["deploy", *config, "--template-file", str(translated_file), "--stack-name", stack_name,
                   "--parameter-overrides", " ".join(f"{k}={shlex.quote(v)}" for k, v in parameters.items())],
                  endpoint, echo)
-    summary = read_stack(endpoint, stack_name, json.loads(translated.read_text()))
+    summary = read_stack(endpoint, stack_name, translated)
     summary["changed"] = "No changes to deploy" not in output
     return summary
 
@@ -213,15 +219,14 @@ def read_stack(endpoint, stack_name, translated):
             types[r["LogicalResourceId"]] = r["ResourceType"]
     # The emulator leaves out of the stack what it cannot create (they are not listed at all).
     skipped = sorted({r["Type"] for logical, r in translated["Resources"].items() if logical not in resources})
-    functions = {}
+    functions, function_arns = {}, set()
     for logical, r in load_template()["Resources"].items():
         if r["Type"] == "AWS::Serverless::Function":
             config = lam.get_function_configuration(FunctionName=resources[logical])
+            function_arns.add(config["FunctionArn"])
             variables = config.get("Environment", {}).get("Variables", {})
             # Lambda holds every value as a string (the emulator keeps a Number parameter's type).
             functions[r["Metadata"]["BuildProperties"]["Binary"]] = {k: str(v) for k, v in variables.items()}
-    function_arns = {lam.get_function(FunctionName=resources[logical])["Configuration"]["FunctionArn"]
-                     for logical, kind in types.items() if kind == "AWS::Lambda::Function"}
     aliases = {}
     for logical, kind in types.items():
         if kind == "AWS::Lambda::Alias":
@@ -314,7 +319,7 @@ def start_emulator(port):
 
 def deployed(endpoint, stack_name):
     """The stack as an earlier `up` deployed it on this emulator, or None."""
-    translated = ROOT / "target" / "stacks" / stack_name / "translated.json"
+    translated = stack_dir(stack_name) / "translated.json"
     try:
         return read_stack(endpoint, stack_name, json.loads(translated.read_text()))
     except (OSError, ValueError, botocore.exceptions.ClientError):
@@ -344,7 +349,7 @@ def show(summary):
     print("local-up: resource types the emulator cannot create, left out of the local stack:")
     for kind in summary["skipped"]:
         print(f"  {kind}")
-    print(f"local-up: each function's deployed environment written to {LOCAL / 'env'}")
+    print(f"local-up: each function's deployed environment written to {(LOCAL / 'env').relative_to(ROOT)}")
 
 
 def stop_group(pid, grace=5.0):
