@@ -19,7 +19,6 @@ Lanczos-3 in floating point), averaged per file, then per class.
 Rewrites the "Upload corpus" section of BENCHMARKS.md.
 """
 import argparse
-import functools
 import json
 import os
 import statistics
@@ -28,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -74,27 +72,6 @@ def iterations(f, quick):
     return 25 if f["megapixels"] < 0.5 else 10 if f["megapixels"] <= LARGE_MP else 3
 
 
-@functools.lru_cache(maxsize=2)
-def canonical(path):
-    """The original as the reference sees it: upright, 16-bit scaled, alpha flattened onto white."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode.startswith("I;16") or img.mode == "I":
-            a = np.asarray(img, dtype=np.float64) / 257.0
-            img = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
-        if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
-            img = img.convert("RGBA")
-            img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
-        return bench.luma(img.convert("RGB"))
-
-
-@functools.lru_cache(maxsize=8)
-def reference(path, size):
-    full = canonical(path)
-    h, w = full.shape
-    return np.clip(bench.lanczos_weights(h, size[1]) @ (full @ bench.lanczos_weights(w, size[0]).T), 0, 255)
-
-
 def run_engine(engine, f, seed, quick):
     out_dir = OUT / engine / f["path"].name / seed
     n = str(iterations(f, quick))
@@ -113,7 +90,7 @@ def run_engine(engine, f, seed, quick):
     scores = []
     for v in r["variants"]:
         with Image.open(out_dir / f"{v['name']}.jpg") as produced:
-            scores.append(bench.ssim(bench.luma(produced), reference(f["path"], tuple(produced.size))))
+            scores.append(bench.ssim(bench.luma(produced), bench.reference(f["path"], tuple(produced.size))))
     r["ssim"] = sum(scores) / len(scores)
     return r
 

@@ -84,10 +84,14 @@ def ssim(a, b, k=7):
 
 @functools.lru_cache(maxsize=2)
 def original(path):
-    """The original, upright, flattened onto white, at full size."""
+    """The original as every reference sees it: upright, 16-bit samples scaled to 8 bits,
+    transparency flattened onto white, at full size."""
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "P"):
+        if img.mode.startswith("I;16") or img.mode == "I":
+            a = np.asarray(img, dtype=np.float64) / 257.0
+            img = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+        if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
             img = img.convert("RGBA")
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
