@@ -15,6 +15,7 @@
 """
 import argparse
 import functools
+import io
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -48,6 +49,8 @@ ENGINES = ("rust", "rust-speed", "pillow", "vips")
 SEED_A = "compressed:800"
 SEED_B = "thumbnail:150,small:300,medium:600,large:1200"
 PY = sys.executable
+# The colour space references are shown in (LittleCMS's sRGB).
+SRGB = ImageCms.createProfile("sRGB")
 
 
 def pin_to_one_core():
@@ -85,17 +88,29 @@ def ssim(a, b, k=7):
 @functools.lru_cache(maxsize=2)
 def original(path):
     """The original as every reference sees it: upright, 16-bit samples scaled to 8 bits,
-    transparency flattened onto white, at full size."""
+    transparency flattened onto white, an embedded RGB colour profile applied (to sRGB, as a
+    colour-managed viewer shows it), at full size."""
     with Image.open(path) as img:
+        icc = img.info.get("icc_profile")
         img = ImageOps.exif_transpose(img)
         if img.mode.startswith("I;16") or img.mode == "I":
-            a = np.asarray(img, dtype=np.float64) / 257.0
-            img = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+            raw = np.asarray(img, dtype=np.float64)
+            grey = Image.fromarray(np.clip(raw / 257.0 + 0.5, 0, 255).astype(np.uint8), "L")
+            if "transparency" in img.info:
+                # tRNS names one 16-bit grey value as transparent: keep it through the scaling.
+                alpha = Image.fromarray(np.where(raw == img.info["transparency"], 0, 255).astype(np.uint8), "L")
+                grey = Image.merge("LA", (grey, alpha))
+            img = grey
         if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
             img = img.convert("RGBA")
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
-        return img.convert("RGB")
+        img = img.convert("RGB")
+        if icc:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if profile.profile.xcolor_space.strip() == "RGB":
+                img = ImageCms.profileToProfile(img, profile, SRGB, outputMode="RGB")
+        return img
 
 
 def lanczos_weights(n_in, n_out):
