@@ -206,11 +206,12 @@ def report(files, results, quick, elapsed, baseline=None, date=None):
     big_progressive = [r for r in rows if r["file"]["progressive"] and r["file"]["megapixels"] >= 5]
     if big_progressive:
         lines += ["", "Large progressive JPEGs (5 MP and more):", ""]
-        prog, _ = table(big_progressive, lambda r: "progressive JPEG ≥ 5 MP")
+        prog, prog_summary = table(big_progressive, lambda r: "progressive JPEG ≥ 5 MP")
         lines += prog[:2] + [line for line in prog[2:] if "all files" not in line]
-    worst = sorted(((r["rust"]["ssim"] - r["pillow"]["ssim"], r["file"]["path"].name) for r in rows
-                    if r["seed"] == "A"))[:5]
-    below = [w for w in worst if w[0] < -SSIM_SLACK]
+    per_file = sorted(((r["rust"]["ssim"] - r["pillow"]["ssim"], r["file"]["path"].name) for r in rows
+                       if r["seed"] == "A"))
+    worst = per_file[:5]
+    below = [w for w in per_file if w[0] < -SSIM_SLACK]
     lines += ["", f"Seed A, SSIM per file, rust minus Pillow, the five lowest: "
               + ", ".join(f"{name} {d:+.4f}" for d, name in worst)
               + (f". {len(below)} file(s) more than {SSIM_SLACK} below Pillow's." if below
@@ -230,6 +231,19 @@ def report(files, results, quick, elapsed, baseline=None, date=None):
         goals.append(f"| seed {seed}: bytes ≤ Pillow's at a mean SSIM no lower | {s['bytes']:.3f} of Pillow's bytes, SSIM "
                      f"{s['ssim'][0]:.4f} vs {s['ssim'][1]:.4f} | "
                      f"{'met' if s['bytes'] <= 1 and s['ssim'][0] >= s['ssim'][1] else '**not met**'} |")
+    if big_progressive:
+        for seed in SEEDS:
+            ratio = prog_summary[("progressive JPEG ≥ 5 MP", seed)]["ratio"]["rust"]
+            goals.append(f"| seed {seed}: progressive JPEGs of 5 MP and more ≥ 1.5x Pillow | {ratio:.2f}x | "
+                         f"{'met' if ratio >= 1.5 else '**not met**'} |")
+    goals.append(f"| seed A: no file's SSIM more than {SSIM_SLACK} below Pillow's | lowest {worst[0][0]:+.4f} "
+                 f"({worst[0][1]}), {len(below)} file(s) below | {'met' if not below else '**not met**'} |")
+    heavier = [(r["file"]["path"].name, r["seed"]) for r in rows
+               if r["rust"]["peak_rss_kb"] >= r["pillow"]["peak_rss_kb"]]
+    goals.append(f"| peak RSS below Pillow's for every file, both seeds | "
+                 f"{len(rows) - len(heavier)} of {len(rows)}"
+                 + (f"; not: {', '.join(f'{n} ({sd})' for n, sd in heavier)}" if heavier else "")
+                 + f" | {'met' if not heavier else '**not met**'} |")
     lines += ["", "| goal (default settings) | measured | |", "|---|---|---|"] + goals
     return "\n".join(lines) + "\n", summary
 
