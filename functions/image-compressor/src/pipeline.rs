@@ -429,28 +429,31 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
         .or(global.as_deref())
         .unwrap_or(&[]);
     let background = config.background;
-    let mut pixels = background.repeat(width as usize * height as usize);
+    // Each index's colour. A transparent index, or one past the palette (no colour), shows the
+    // background, as does the screen outside the frame.
+    let mut colours = [background; 256];
+    for (colour, rgb) in colours.iter_mut().zip(palette.chunks_exact(3)) {
+        colour.copy_from_slice(rgb);
+    }
+    if let Some(transparent) = frame.transparent {
+        colours[usize::from(transparent)] = background;
+    }
+    let (width, height) = (width as usize, height as usize);
+    let mut pixels = background.repeat(width * height);
     let (left, top) = (usize::from(frame.left), usize::from(frame.top));
     let frame_width = usize::from(frame.width);
-    for (y, row) in frame.buffer.chunks_exact(frame_width.max(1)).enumerate() {
-        let screen_y = top + y;
-        if screen_y >= height as usize {
-            break;
-        }
-        for (x, &index) in row.iter().enumerate() {
-            let screen_x = left + x;
-            if screen_x >= width as usize {
-                break;
+    let visible = frame_width.min(width.saturating_sub(left));
+    if visible > 0 {
+        let rows = frame.buffer.chunks_exact(frame_width);
+        for (y, row) in rows.take(height.saturating_sub(top)).enumerate() {
+            let start = ((top + y) * width + left) * 3;
+            let out = &mut pixels[start..start + visible * 3];
+            for (rgb, &index) in out.chunks_exact_mut(3).zip(&row[..visible]) {
+                rgb.copy_from_slice(&colours[usize::from(index)]);
             }
-            // Transparent, or an index past the palette (no colour): the background shows.
-            let at = usize::from(index) * 3;
-            if Some(index) == frame.transparent || at + 3 > palette.len() {
-                continue;
-            }
-            let out = (screen_y * width as usize + screen_x) * 3;
-            pixels[out..out + 3].copy_from_slice(&palette[at..at + 3]);
         }
     }
+    let (width, height) = (width as u32, height as u32);
     let image = image::RgbImage::from_raw(width, height, pixels)
         .map(DynamicImage::ImageRgb8)
         .ok_or_else(|| ImageError::Corrupt("decoded picture of an unexpected size".into()))?;
