@@ -232,6 +232,14 @@ struct Scan {
     al: u8,
 }
 
+impl Scan {
+    /// A successive-approximation scan that sends AC coefficients' last bit: nothing follows it
+    /// for those coefficients, so a decoder may leave it out and keep every other scan valid.
+    fn refines_last_ac_bit(&self) -> bool {
+        self.ss > 0 && self.ah > 0 && self.al == 0
+    }
+}
+
 /// A JPEG's frame and scans, read from its markers alone (no entropy decoding).
 struct Layout {
     progressive: bool,
@@ -346,13 +354,12 @@ impl Layout {
     /// The file without the scans that refine the last bit of AC coefficients, or `None` when it
     /// has none (a baseline file, or a progressive one without successive approximation).
     fn without_last_ac_bits(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let dropped = |s: &&Scan| s.ss > 0 && s.ah > 0 && s.al == 0;
-        if !self.progressive || !self.scans.iter().any(|s| dropped(&s)) {
+        if !self.progressive || !self.scans.iter().any(Scan::refines_last_ac_bit) {
             return None;
         }
         let mut kept = Vec::with_capacity(bytes.len());
         let mut from = 0;
-        for scan in self.scans.iter().filter(dropped) {
+        for scan in self.scans.iter().filter(|s| s.refines_last_ac_bit()) {
             kept.extend_from_slice(&bytes[from..scan.bytes.start]);
             from = scan.bytes.end;
         }
@@ -702,17 +709,20 @@ mod tests {
         let progressive = started.finish().unwrap();
 
         let whole = layout(&progressive).unwrap();
-        let last_bits = |s: &&Scan| s.ss > 0 && s.ah > 0 && s.al == 0;
-        let dropped: Vec<_> = whole.scans.iter().filter(last_bits).collect();
+        let dropped: Vec<_> = whole
+            .scans
+            .iter()
+            .filter(|s| s.refines_last_ac_bit())
+            .collect();
         assert_eq!(dropped.len(), 3, "one last-bit scan per component");
         let reduced = whole.without_last_ac_bits(&progressive).unwrap();
         let left = layout(&reduced).unwrap();
         assert_eq!(left.scans.len(), whole.scans.len() - 3);
-        assert!(left.ends && !left.scans.iter().any(|s| last_bits(&s)));
+        assert!(left.ends && !left.scans.iter().any(Scan::refines_last_ac_bit));
         let kept_bytes: usize = whole
             .scans
             .iter()
-            .filter(|s| !last_bits(s))
+            .filter(|s| !s.refines_last_ac_bit())
             .map(|s| s.bytes.len())
             .sum();
         let dropped_bytes: usize = dropped.iter().map(|s| s.bytes.len()).sum();
