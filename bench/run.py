@@ -49,7 +49,7 @@ ENGINES = ("rust", "rust-speed", "pillow", "vips")
 SEED_A = "compressed:800"
 SEED_B = "thumbnail:150,small:300,medium:600,large:1200"
 PY = sys.executable
-# The colour space references are shown in (LittleCMS's sRGB).
+# The colour space every reference is in: LittleCMS's built-in sRGB.
 SRGB = ImageCms.createProfile("sRGB")
 
 

@@ -438,22 +438,21 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
     if let Some(transparent) = frame.transparent {
         colours[usize::from(transparent)] = background;
     }
-    let (width, height) = (width as usize, height as usize);
-    let mut pixels = background.repeat(width * height);
+    let (screen_width, screen_height) = (width as usize, height as usize);
+    let mut pixels = background.repeat(screen_width * screen_height);
     let (left, top) = (usize::from(frame.left), usize::from(frame.top));
     let frame_width = usize::from(frame.width);
-    let visible = frame_width.min(width.saturating_sub(left));
+    let visible = frame_width.min(screen_width.saturating_sub(left));
     if visible > 0 {
         let rows = frame.buffer.chunks_exact(frame_width);
-        for (y, row) in rows.take(height.saturating_sub(top)).enumerate() {
-            let start = ((top + y) * width + left) * 3;
+        for (y, row) in rows.take(screen_height.saturating_sub(top)).enumerate() {
+            let start = ((top + y) * screen_width + left) * 3;
             let out = &mut pixels[start..start + visible * 3];
             for (rgb, &index) in out.chunks_exact_mut(3).zip(&row[..visible]) {
                 rgb.copy_from_slice(&colours[usize::from(index)]);
             }
         }
     }
-    let (width, height) = (width as u32, height as u32);
     let image = image::RgbImage::from_raw(width, height, pixels)
         .map(DynamicImage::ImageRgb8)
         .ok_or_else(|| ImageError::Corrupt("decoded picture of an unexpected size".into()))?;
