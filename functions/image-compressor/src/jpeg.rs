@@ -100,13 +100,22 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
     }
 }
 
-fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decoded>, ImageError> {
-    let corrupt = |e: std::io::Error| ImageError::Corrupt(e.to_string());
-    let decompress = Decompress::builder()
+fn corrupt(e: std::io::Error) -> ImageError {
+    ImageError::Corrupt(e.to_string())
+}
+
+/// A decoder over `bytes` that notes damage instead of patching over it silently, keeping the
+/// `markers` asked for; the header is read.
+fn open<'a>(bytes: &'a [u8], markers: &[Marker]) -> Result<Decompress<&'a [u8]>, ImageError> {
+    Decompress::builder()
         .with_err(error_manager(note_damage))
-        .with_markers(&[Marker::APP(1), Marker::APP(2)])
+        .with_markers(markers)
         .from_mem(bytes)
-        .map_err(corrupt)?;
+        .map_err(corrupt)
+}
+
+fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decoded>, ImageError> {
+    let decompress = open(bytes, &[Marker::APP(1), Marker::APP(2)])?;
     let (full_width, full_height) = (decompress.width() as u32, decompress.height() as u32);
     limits.check_size(full_width, full_height, bytes.len())?;
     let grey = match decompress.color_space() {
@@ -166,10 +175,7 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
     let numerator = scale_numerator(longest, limits.reduce_to_edge);
     let (pixels, width, height) = match &reduced {
         Some(reduced) => {
-            let mut without = Decompress::builder()
-                .with_err(error_manager(note_damage))
-                .from_mem(reduced)
-                .map_err(corrupt)?;
+            let mut without = open(reduced, &[])?;
             // Smoothing would estimate the missing bits block by block: slower, and no better.
             without.do_block_smoothing(false);
             read_pixels(without, numerator, grey, limits)?
@@ -195,7 +201,6 @@ fn read_pixels<R: std::io::BufRead>(
     grey: bool,
     limits: &DecodeLimits,
 ) -> Result<(Vec<u8>, u32, u32), ImageError> {
-    let corrupt = |e: std::io::Error| ImageError::Corrupt(e.to_string());
     decompress.scale(numerator);
     let mut started = if grey {
         decompress.grayscale()
