@@ -21,7 +21,41 @@ pub const DEFAULT_MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 /// most about 8,300 pixels per byte (GIF's LZW and JPEG far fewer). Degenerate files beyond it, such
 /// as a blank lossless WebP of many megapixels, are refused too.
 pub const DEFAULT_MAX_PIXELS_PER_BYTE: u64 = 16_384;
-pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// A re-upload rewrites its variants under the same keys, so a cache may keep a variant but must ask
+/// again (by its ETag, a cheap 304 while it is unchanged) before each use.
+pub const DEFAULT_CACHE_CONTROL: &str = "public, no-cache";
+
+/// `CACHE_CONTROL`, checked: a header value, and never `immutable`, since variant keys are not
+/// versioned (a re-upload rewrites the same keys, and an immutable copy would outlive it).
+fn cache_control(raw: Option<String>) -> Result<String, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_CACHE_CONTROL.into());
+    };
+    let value = raw.trim();
+    if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            "CACHE_CONTROL",
+            format!(
+                "= {raw:?} must be a Cache-Control header value, e.g. {DEFAULT_CACHE_CONTROL:?}"
+            ),
+        ));
+    }
+    let immutable = value.split(',').any(|directive| {
+        let name = directive.split('=').next().unwrap_or_default();
+        name.trim().eq_ignore_ascii_case("immutable")
+    });
+    if immutable {
+        return Err(ConfigError::new(
+            "CACHE_CONTROL",
+            format!(
+                "= {raw:?} must not say `immutable`: a re-upload rewrites its variants under the same keys, \
+                 and a cache would keep serving the replaced picture (e.g. {DEFAULT_CACHE_CONTROL:?} or \
+                 \"public, max-age=300\")"
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
 
 fn parse_color(name: &str, raw: &str) -> Result<[u8; 3], ConfigError> {
     let hex = raw.trim().trim_start_matches('#');
@@ -95,9 +129,7 @@ impl Config {
                     DEFAULT_MAX_OBJECT_BYTES,
                     1..=5 * 1024 * 1024 * 1024,
                 )?,
-                cache_control: env
-                    .get("CACHE_CONTROL")
-                    .unwrap_or_else(|| DEFAULT_CACHE_CONTROL.into()),
+                cache_control: cache_control(env.get("CACHE_CONTROL"))?,
                 pipeline: PipelineConfig::from_env(env)?,
             },
             source_bucket,
@@ -129,6 +161,7 @@ mod tests {
         assert_eq!(c.settings.pipeline.webp_quality, None);
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
+        assert_eq!(c.settings.cache_control, DEFAULT_CACHE_CONTROL);
         for (name, value) in [
             ("VARIANTS", "small"),
             ("JPEG_QUALITY", "0"),
@@ -136,6 +169,7 @@ mod tests {
             ("BACKGROUND_COLOR", "white"),
             ("JPEG_OPTIMIZE", "fast"),
             ("WEBP_QUALITY", "101"),
+            ("CACHE_CONTROL", "public, max-age=60\r\nX-Injected: 1"),
         ] {
             let e = Config::from_env(&Env::from_pairs(&[
                 ("DESTINATION_BUCKET", "out"),
@@ -158,5 +192,38 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.pipeline.webp_quality, Some(75));
+    }
+
+    #[test]
+    fn cache_control_never_claims_immutability() {
+        let with = |value: &str| {
+            Config::from_env(&Env::from_pairs(&[
+                ("DESTINATION_BUCKET", "out"),
+                ("CACHE_CONTROL", value),
+            ]))
+        };
+        for value in [
+            "public, max-age=31536000, immutable",
+            "Immutable",
+            "public,immutable,max-age=60",
+            " immutable = 1 ",
+        ] {
+            let e = with(value).unwrap_err();
+            assert_eq!(e.name, "CACHE_CONTROL", "{value}");
+            assert!(e.to_string().contains("immutable"), "{e}");
+        }
+        // The default passes its own check, and makes a cache revalidate before each use.
+        let default = Config::from_env(&Env::from_pairs(&[("DESTINATION_BUCKET", "out")])).unwrap();
+        assert_eq!(
+            cache_control(Some(default.settings.cache_control.clone())).unwrap(),
+            DEFAULT_CACHE_CONTROL
+        );
+        assert!(default
+            .settings
+            .cache_control
+            .split(',')
+            .any(|d| d.trim() == "no-cache"));
+        let c = with(" public, max-age=300 ").unwrap();
+        assert_eq!(c.settings.cache_control, "public, max-age=300");
     }
 }
