@@ -59,14 +59,37 @@ async fn s3_put_head_get_with_metadata_and_size_limit() {
         Some("\"abc\"")
     );
     assert!(!info.etag.is_empty());
-    assert_eq!(store.get(&bucket, key, 10).await.unwrap(), b"0123456789");
+    assert_eq!(
+        store.get(&bucket, key, 10, None).await.unwrap(),
+        b"0123456789"
+    );
     assert!(matches!(
-        store.get(&bucket, key, 9).await,
+        store.get(&bucket, key, 9, None).await,
         Err(PortError::Rejected(_))
     ));
     assert_eq!(
-        store.get(&bucket, "missing", 10).await,
+        store.get(&bucket, "missing", 10, None).await,
         Err(PortError::NotFound)
+    );
+    // Conditioned on the ETag: the object as it was, or `VersionMismatch` once it is replaced.
+    assert_eq!(
+        store.get(&bucket, key, 10, Some(&info.etag)).await.unwrap(),
+        b"0123456789"
+    );
+    store
+        .put(NewObject {
+            bucket: bucket.clone(),
+            key: key.into(),
+            body: b"replaced".to_vec(),
+            content_type: "image/jpeg".into(),
+            cache_control: "max-age=60".into(),
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&bucket, key, 10, Some(&info.etag)).await,
+        Err(PortError::VersionMismatch)
     );
 }
 

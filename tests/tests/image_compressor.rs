@@ -94,7 +94,7 @@ async fn upload_notification_variants_then_nothing_new() {
     let large = s3
         .head_object()
         .bucket(&destination)
-        .key("large/photos/été 2024/rotated+gps.jpg")
+        .key("large/photos/été 2024/rotated+gps.jpg.jpg")
         .send()
         .await
         .unwrap();
@@ -114,7 +114,7 @@ async fn upload_notification_variants_then_nothing_new() {
     let body = s3
         .get_object()
         .bucket(&destination)
-        .key("large/photos/été 2024/rotated+gps.jpg")
+        .key("large/photos/été 2024/rotated+gps.jpg.jpg")
         .send()
         .await
         .unwrap();
@@ -136,4 +136,143 @@ async fn upload_notification_variants_then_nothing_new() {
             .count(),
         2
     );
+}
+
+/// Holds the pipeline on a PNG until released (at most a minute, so a failing test cannot hang).
+static HELD: (std::sync::Mutex<(bool, bool)>, std::sync::Condvar) = (
+    std::sync::Mutex::new((false, false)),
+    std::sync::Condvar::new(),
+);
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn held_on_png(
+    bytes: &[u8],
+    config: &image_compressor::pipeline::PipelineConfig,
+) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+    if bytes.starts_with(b"\x89PNG") {
+        let mut state = HELD.0.lock().unwrap();
+        state.0 = true;
+        HELD.1.notify_all();
+        let _released = HELD
+            .1
+            .wait_timeout_while(state, PATIENCE, |s| !s.1)
+            .unwrap();
+    }
+    image_compressor::pipeline::process_image(bytes, config)
+}
+
+struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        HELD.0.lock().unwrap().1 = true;
+        HELD.1.notify_all();
+    }
+}
+
+#[tokio::test]
+async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
+    let config = h::sdk_config().await;
+    let s3 = adapters::aws::s3_client(&config);
+    let source = h::create_bucket(&config, "reuploads").await;
+    let destination = h::create_bucket(&config, "reupload-variants").await;
+    let upload = |key: String, body: Vec<u8>| {
+        let (s3, source) = (s3.clone(), source.clone());
+        async move {
+            s3.put_object()
+                .bucket(&source)
+                .key(&key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap()
+                .e_tag()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // A notification for `key`, encoded as S3 encodes keys in events.
+    let record = |key: &str| {
+        let encoded: String = key
+            .bytes()
+            .map(|b| match b {
+                b if b.is_ascii_alphanumeric() || b"-_.".contains(&b) => (b as char).to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect();
+        serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": source}, "object": {"key": encoded}}}]})
+    };
+    let mut compressor = Compressor::new(
+        S3ObjectStore::new(s3.clone()),
+        h::fixtures::compressor_settings(&destination),
+    );
+    compressor.pipeline = held_on_png;
+
+    // A (a PNG) is held in its pipeline while B replaces it and is processed in full.
+    let key = "photos/garden.png".to_string();
+    upload(key.clone(), test_image("good/spring-rgba-1600x1200.png")).await;
+    let first = compressor.handle(record(&key));
+    let second = async {
+        let _release = ReleaseOnDrop;
+        tokio::task::spawn_blocking(|| {
+            let state = HELD.0.lock().unwrap();
+            let (state, _) = HELD
+                .1
+                .wait_timeout_while(state, PATIENCE, |s| !s.0)
+                .unwrap();
+            assert!(state.0, "A's pipeline started");
+        })
+        .await
+        .unwrap();
+        let etag = upload(key.clone(), test_image("good/storm-1920x1280.jpg")).await;
+        let outcome = compressor.handle(record(&key)).await.unwrap();
+        assert_eq!(outcome, [RecordOutcome::Written(4)]);
+        etag
+    };
+    let (first, b_etag) = tokio::join!(first, second);
+    assert!(
+        matches!(first.as_deref(), Ok([RecordOutcome::Written(_)])),
+        "{first:?}"
+    );
+    for variant in ["thumbnail", "small", "medium", "large"] {
+        let head = s3
+            .head_object()
+            .bucket(&destination)
+            .key(domain::image::variant_key(variant, &key, "jpg"))
+            .send()
+            .await
+            .unwrap();
+        let meta = head.metadata().unwrap();
+        assert_eq!(meta["source-etag"], b_etag, "{variant}: B's, not A's");
+        if variant == "large" {
+            assert_eq!(
+                (meta["width"].as_str(), meta["height"].as_str()),
+                ("1200", "800")
+            );
+        }
+    }
+
+    // A key of 220 CJK characters, and one of S3's 1024-byte limit.
+    for key in [
+        format!("photos/{}.jpg", "写".repeat(220)),
+        format!("{}x", "写".repeat(341)),
+    ] {
+        let etag = upload(key.clone(), test_image("good/garden-2560x1600.jpg")).await;
+        let outcome = compressor.handle(record(&key)).await.unwrap();
+        assert_eq!(outcome, [RecordOutcome::Written(4)], "{} bytes", key.len());
+        let large = domain::image::variant_key("large", &key, "jpg");
+        assert!(large.len() <= 1024);
+        let head = s3
+            .head_object()
+            .bucket(&destination)
+            .key(&large)
+            .send()
+            .await
+            .unwrap();
+        let meta = head.metadata().unwrap();
+        assert_eq!(meta["source-etag"], etag);
+        let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size <= 2048, "{size} bytes of metadata");
+    }
 }

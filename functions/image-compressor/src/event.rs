@@ -2,6 +2,10 @@
 //! `userIdentity`, `requestParameters`, `responseElements`, `sequencer`) both work, and one malformed
 //! record does not spoil the others.
 
+use std::collections::BTreeMap;
+
+use domain::image::source_key_sha256;
+use domain::ports::{metadata_bytes, MAX_METADATA_BYTES};
 use serde_json::Value;
 
 /// One `ObjectCreated` record, with its key decoded.
@@ -86,6 +90,35 @@ pub fn metadata_value(value: &str) -> String {
     out
 }
 
+/// What a variant says about itself and its source, in user metadata: `original-size`,
+/// `compressed-size`, `width`, `height`, `source-etag` (which version of the source its pixels come
+/// from, for idempotency) and `source-key` (percent-encoded). A source key too long for S3's 2 KB of
+/// metadata (about 220 CJK characters, each 9 bytes once encoded) is given as `source-key-sha256`
+/// instead, the hex SHA-256 of its UTF-8 bytes; the variant's own key names the source anyway.
+pub fn variant_metadata(
+    source_key: &str,
+    source_etag: &str,
+    original_size: usize,
+    compressed_size: usize,
+    width: u32,
+    height: u32,
+) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("original-size".to_string(), original_size.to_string()),
+        ("compressed-size".to_string(), compressed_size.to_string()),
+        ("source-etag".to_string(), metadata_value(source_etag)),
+        ("width".to_string(), width.to_string()),
+        ("height".to_string(), height.to_string()),
+    ]);
+    let key = metadata_value(source_key);
+    if metadata_bytes(&metadata) + "source-key".len() + key.len() <= MAX_METADATA_BYTES {
+        metadata.insert("source-key".into(), key);
+    } else {
+        metadata.insert("source-key-sha256".into(), source_key_sha256(source_key));
+    }
+    metadata
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +189,23 @@ mod tests {
         );
         assert_eq!(metadata_value("100%"), "100%25");
         assert_eq!(metadata_value("tab\there"), "tab%09here");
+    }
+
+    #[test]
+    fn a_source_key_too_long_for_the_metadata_is_given_by_its_hash() {
+        let short = variant_metadata("photos/été.jpg", "\"abc\"", 1000, 100, 150, 100);
+        assert_eq!(short["source-key"], "photos/%C3%A9t%C3%A9.jpg");
+        assert!(!short.contains_key("source-key-sha256"));
+        for key in ["写".repeat(220), format!("{}x", "写".repeat(341))] {
+            let long = variant_metadata(&key, "\"abc-12\"", 52_428_800, 4_000_000, 1200, 900);
+            assert!(
+                metadata_bytes(&long) <= MAX_METADATA_BYTES,
+                "{}",
+                metadata_bytes(&long)
+            );
+            assert!(!long.contains_key("source-key"));
+            assert_eq!(long["source-key-sha256"], source_key_sha256(&key));
+            assert_eq!(long["source-etag"], "\"abc-12\"");
+        }
     }
 }

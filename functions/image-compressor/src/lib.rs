@@ -1,9 +1,16 @@
 //! image-compressor: S3 `ObjectCreated` → download → JPEG variants → upload to the destination bucket.
 //!
 //! Each record stands alone: a bad image is logged and skipped (retrying cannot help), an object
-//! that is already done (every variant carries its source ETag) costs only HEAD requests, and a
-//! transient S3 failure makes the invocation fail so Lambda's async retries and the `OnFailure`
-//! destination apply; finished variants are skipped on the retry.
+//! that is already done (every variant carries the current object's ETag) costs only HEAD requests,
+//! and a transient S3 failure makes the invocation fail so Lambda's async retries and the
+//! `OnFailure` destination apply; finished variants are skipped on the retry.
+//!
+//! A re-upload is never shadowed by an older upload's invocation finishing last: the source is
+//! downloaded only if its ETag is still the one its HEAD gave (`If-Match`), so a variant's
+//! `source-etag` always names the object its pixels come from; and after writing, the source is
+//! asked again: if it was replaced meanwhile, the current object is processed in turn. Whichever
+//! invocation writes a variant last has therefore seen, after that write, the object still current,
+//! or has rewritten it from the newer one.
 
 pub mod config;
 pub mod event;
@@ -11,17 +18,16 @@ mod jpeg;
 pub mod pipeline;
 mod webp;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use adapters::metric_catalog as catalog;
 use domain::image::variant_key;
-use domain::ports::{NewObject, ObjectStore};
+use domain::ports::{NewObject, ObjectInfo, ObjectStore};
 use domain::PortError;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::event::{metadata_value, records, Record, Upload};
+use crate::event::{metadata_value, records, variant_metadata, Record, Upload};
 use crate::pipeline::{process_image, ImageError, PipelineConfig, Processed};
 
 /// What the handler needs to know (the rest of `config::Config` is for building AWS clients).
@@ -169,6 +175,8 @@ impl<S: ObjectStore> Compressor<S> {
         outcome
     }
 
+    /// Processes the object that is current under the upload's key, until the variants' last writes
+    /// are of the object still current (see `MAX_ROUNDS`).
     async fn process_upload(&self, upload: &Upload) -> RecordOutcome {
         let s = &self.settings;
         if upload.bucket == s.destination_bucket {
@@ -178,21 +186,79 @@ impl<S: ObjectStore> Compressor<S> {
                     .into(),
             );
         }
+        let mut info = match self.current(upload).await {
+            Ok(info) => info,
+            Err(outcome) => return outcome,
+        };
+        let mut written = 0;
+        for _ in 0..MAX_ROUNDS {
+            let missing = match self.missing(upload, &info.etag).await {
+                Ok(missing) => missing,
+                Err(e) => return transient_or_skip(e),
+            };
+            if missing.is_empty() {
+                return match written {
+                    0 => RecordOutcome::AlreadyDone,
+                    n => written_outcome(n),
+                };
+            }
+            let completed = match self.write_variants(upload, &info, &missing).await {
+                Ok(n) => {
+                    written += n;
+                    true
+                }
+                Err(Interrupted::Replaced) => false,
+                Err(Interrupted::Outcome(outcome)) => return outcome,
+            };
+            // Was the object replaced while its pixels were processed? A write of a replaced object's
+            // pixels may have come after the replacement's own: process the current object again.
+            let now = match self.current(upload).await {
+                Ok(now) => now,
+                Err(outcome) => return outcome,
+            };
+            if completed && now.etag == info.etag {
+                return written_outcome(written);
+            }
+            tracing::info!(
+                key = %upload.key,
+                read = %info.etag,
+                current = %now.etag,
+                "the object was replaced while it was processed; processing the current one"
+            );
+            info = now;
+        }
+        RecordOutcome::Failed(PortError::Unavailable(format!(
+            "the object was replaced during each of {MAX_ROUNDS} rounds of processing"
+        )))
+    }
+
+    /// `HeadObject` of the source, within the size limits.
+    async fn current(&self, upload: &Upload) -> Result<ObjectInfo, RecordOutcome> {
+        let s = &self.settings;
         let info = match self.store.head(&upload.bucket, &upload.key).await {
             Ok(Some(info)) => info,
-            Ok(None) => return skipped("NOT_FOUND", "the object no longer exists".into()),
-            Err(e) => return transient_or_skip(e),
+            Ok(None) => return Err(skipped("NOT_FOUND", "the object no longer exists".into())),
+            Err(e) => return Err(transient_or_skip(e)),
         };
         if info.size == 0 {
-            return skip(ImageError::Empty);
+            return Err(skip(ImageError::Empty));
         }
         if info.size > s.max_object_bytes {
-            return skip(ImageError::TooLarge {
+            return Err(skip(ImageError::TooLarge {
                 size: info.size,
                 limit: s.max_object_bytes,
-            });
+            }));
         }
-        // Which outputs already exist for this exact version of the source? (All asked at once.)
+        Ok(info)
+    }
+
+    /// The outputs that do not carry `etag` as their `source-etag` yet (all asked at once).
+    async fn missing(
+        &self,
+        upload: &Upload,
+        etag: &str,
+    ) -> Result<Vec<(String, &'static str)>, PortError> {
+        let s = &self.settings;
         let outputs: Vec<(String, &'static str)> = s
             .pipeline
             .variants
@@ -204,24 +270,43 @@ impl<S: ObjectStore> Compressor<S> {
             async move { self.store.head(&s.destination_bucket, &key).await }
         }))
         .await;
-        let mut missing: Vec<(String, &'static str)> = Vec::new();
+        let mut missing = Vec::new();
         for (output, head) in outputs.into_iter().zip(heads) {
-            match head {
-                Ok(Some(existing)) if existing.metadata.get("source-etag") == Some(&info.etag) => {}
-                Ok(_) => missing.push(output),
-                Err(e) => return transient_or_skip(e),
+            match head? {
+                Some(existing)
+                    if existing.metadata.get("source-etag").map(String::as_str)
+                        == Some(metadata_value(etag).as_str()) => {}
+                _ => missing.push(output),
             }
         }
-        if missing.is_empty() {
-            return RecordOutcome::AlreadyDone;
-        }
+        Ok(missing)
+    }
+
+    /// Downloads the version `info` describes (`If-Match` its ETag), runs the pipeline and writes the
+    /// `missing` outputs labelled with that ETag. Returns how many objects were written.
+    async fn write_variants(
+        &self,
+        upload: &Upload,
+        info: &ObjectInfo,
+        missing: &[(String, &'static str)],
+    ) -> Result<usize, Interrupted> {
+        let s = &self.settings;
         let bytes = match self
             .store
-            .get(&upload.bucket, &upload.key, s.max_object_bytes)
+            .get(
+                &upload.bucket,
+                &upload.key,
+                s.max_object_bytes,
+                Some(&info.etag),
+            )
             .await
         {
             Ok(bytes) => bytes,
-            Err(e) => return transient_or_skip(e),
+            // Replaced (or deleted) since the HEAD: the caller looks at what is current now.
+            Err(PortError::VersionMismatch | PortError::NotFound) => {
+                return Err(Interrupted::Replaced)
+            }
+            Err(e) => return Err(Interrupted::Outcome(transient_or_skip(e))),
         };
         let original_size = bytes.len();
         tracing::debug!(bytes = original_size as u64, "source object read");
@@ -231,8 +316,8 @@ impl<S: ObjectStore> Compressor<S> {
         let processed =
             match tokio::task::spawn_blocking(move || pipeline(&bytes, &settings.pipeline)).await {
                 Ok(Ok(processed)) => processed,
-                Ok(Err(e)) => return skip(e),
-                Err(_) => return skip(ImageError::DecoderPanic),
+                Ok(Err(e)) => return Err(Interrupted::Outcome(skip(e))),
+                Err(_) => return Err(Interrupted::Outcome(skip(ImageError::DecoderPanic))),
             };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut written = 0;
@@ -246,14 +331,14 @@ impl<S: ObjectStore> Compressor<S> {
                 }
                 let key = variant_key(&variant.name, &upload.key, format.extension);
                 let compressed = body.len();
-                let metadata = BTreeMap::from([
-                    ("original-size".to_string(), original_size.to_string()),
-                    ("compressed-size".to_string(), compressed.to_string()),
-                    ("source-key".to_string(), metadata_value(&upload.key)),
-                    ("source-etag".to_string(), metadata_value(&info.etag)),
-                    ("width".to_string(), variant.width.to_string()),
-                    ("height".to_string(), variant.height.to_string()),
-                ]);
+                let metadata = variant_metadata(
+                    &upload.key,
+                    &info.etag,
+                    original_size,
+                    compressed,
+                    variant.width,
+                    variant.height,
+                );
                 let put = NewObject {
                     bucket: s.destination_bucket.clone(),
                     key: key.clone(),
@@ -263,7 +348,7 @@ impl<S: ObjectStore> Compressor<S> {
                     metadata,
                 };
                 if let Err(e) = self.store.put(put).await {
-                    return transient_or_skip(e);
+                    return Err(Interrupted::Outcome(transient_or_skip(e)));
                 }
                 written += 1;
                 bytes_out += compressed;
@@ -280,13 +365,13 @@ impl<S: ObjectStore> Compressor<S> {
                 );
             }
         }
-        metrics::counter!(catalog::IMAGES_PROCESSED).increment(1);
         metrics::counter!(catalog::VARIANTS_WRITTEN).increment(written as u64);
         metrics::counter!(catalog::IMAGE_BYTES_IN).increment(original_size as u64);
         metrics::counter!(catalog::IMAGE_BYTES_OUT).increment(bytes_out as u64);
         metrics::histogram!(catalog::IMAGE_PROCESSING_MS).record(elapsed_ms as f64);
         tracing::info!(
             source_key = %upload.key,
+            source_etag = %info.etag,
             format = processed.format,
             colour = processed.colour.as_str(),
             width = processed.width,
@@ -295,8 +380,27 @@ impl<S: ObjectStore> Compressor<S> {
             processing_ms = elapsed_ms,
             "image processed"
         );
-        RecordOutcome::Written(written)
+        Ok(written)
     }
+}
+
+/// Why a round of `write_variants` stopped before writing.
+enum Interrupted {
+    /// The object was replaced or deleted after its HEAD: look again at what is current.
+    Replaced,
+    /// The record ends here (skipped or failed).
+    Outcome(RecordOutcome),
+}
+
+/// How many rounds (HEAD, download of that version, variants written, HEAD again) a record may take.
+/// A round after the first happens only when the object was replaced during the one before, so a
+/// re-upload arriving while a record is processed costs one more round; an object replaced during
+/// every round fails the record for Lambda's retry, and each replacement's own record follows.
+pub const MAX_ROUNDS: usize = 4;
+
+fn written_outcome(written: usize) -> RecordOutcome {
+    metrics::counter!(catalog::IMAGES_PROCESSED).increment(1);
+    RecordOutcome::Written(written)
 }
 
 /// A record skipped for good, counted by its reason code (a bounded set: the codes of `ImageError`,

@@ -1,6 +1,7 @@
 //! The image-compressor handler over the in-memory object store, driven by `events/image-compressor/`.
 
-use domain::image::parse_variants;
+use domain::image::{parse_variants, variant_key};
+use domain::ports::{metadata_bytes, MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES};
 use domain::testing::InMemoryObjectStore;
 use domain::PortError;
 use image_compressor::pipeline::PipelineConfig;
@@ -14,7 +15,7 @@ fn settings() -> Settings {
     Settings {
         destination_bucket: DEST.into(),
         max_object_bytes: 50 * 1024 * 1024,
-        cache_control: "public, max-age=31536000, immutable".into(),
+        cache_control: image_compressor::config::DEFAULT_CACHE_CONTROL.into(),
         pipeline: PipelineConfig {
             variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
             jpeg_quality: 85,
@@ -75,15 +76,15 @@ async fn writes_every_variant_with_metadata_then_nothing_on_a_repeat() {
     assert_eq!(
         keys,
         [
-            "large/photos/garden.jpg",
-            "medium/photos/garden.jpg",
-            "small/photos/garden.jpg",
-            "thumbnail/photos/garden.jpg"
+            "large/photos/garden.jpg.jpg",
+            "medium/photos/garden.jpg.jpg",
+            "small/photos/garden.jpg.jpg",
+            "thumbnail/photos/garden.jpg.jpg"
         ]
     );
-    let large = c.store.object(DEST, "large/photos/garden.jpg").unwrap();
+    let large = c.store.object(DEST, "large/photos/garden.jpg.jpg").unwrap();
     assert_eq!(large.content_type, "image/jpeg");
-    assert_eq!(large.cache_control, "public, max-age=31536000, immutable");
+    assert_eq!(large.cache_control, "public, no-cache");
     assert_eq!(large.metadata["width"], "1200");
     assert_eq!(large.metadata["height"], "750");
     assert_eq!(large.metadata["source-key"], "photos/garden.jpg");
@@ -136,7 +137,7 @@ async fn one_bad_record_does_not_stop_the_others() {
     assert_eq!(outcomes[2], RecordOutcome::Written(4));
     let rotated = c
         .store
-        .object(DEST, "large/uploads/storm-exif-orientation6.jpg")
+        .object(DEST, "large/uploads/storm-exif-orientation6.jpg.jpg")
         .unwrap();
     assert_eq!(
         (
@@ -291,7 +292,7 @@ async fn real_aws_keys_are_decoded() {
     assert_eq!(outcomes, [RecordOutcome::Written(4)]);
     assert!(c
         .store
-        .object(DEST, "thumbnail/photos/summer 2024/storm(1).jpg")
+        .object(DEST, "thumbnail/photos/summer 2024/storm(1).jpg.jpg")
         .is_some());
 }
 
@@ -307,7 +308,10 @@ async fn webp_twins_are_written_and_checked_like_the_jpegs() {
     );
     let outcomes = c.handle(event("s3-put-emulator.json")).await.unwrap();
     assert_eq!(outcomes, [RecordOutcome::Written(8)]);
-    let webp = c.store.object(DEST, "large/photos/garden.webp").unwrap();
+    let webp = c
+        .store
+        .object(DEST, "large/photos/garden.jpg.webp")
+        .unwrap();
     assert_eq!(webp.content_type, "image/webp");
     assert_eq!(webp.metadata["width"], "1200");
     assert_eq!(
@@ -317,7 +321,7 @@ async fn webp_twins_are_written_and_checked_like_the_jpegs() {
     let decoded =
         image::load_from_memory_with_format(&webp.body, image::ImageFormat::WebP).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (1200, 750));
-    let jpeg = c.store.object(DEST, "large/photos/garden.jpg").unwrap();
+    let jpeg = c.store.object(DEST, "large/photos/garden.jpg.jpg").unwrap();
     assert_eq!(jpeg.metadata["source-etag"], webp.metadata["source-etag"]);
     assert_eq!(
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
@@ -325,12 +329,15 @@ async fn webp_twins_are_written_and_checked_like_the_jpegs() {
     );
     // A WebP missing for this version is written again, and nothing else.
     c.store
-        .insert(DEST, "small/photos/garden.webp", b"stale".to_vec());
+        .insert(DEST, "small/photos/garden.jpg.webp", b"stale".to_vec());
     assert_eq!(
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::Written(1)]
     );
-    let small = c.store.object(DEST, "small/photos/garden.webp").unwrap();
+    let small = c
+        .store
+        .object(DEST, "small/photos/garden.jpg.webp")
+        .unwrap();
     assert!(small.body.starts_with(b"RIFF"));
 }
 
@@ -406,7 +413,7 @@ async fn the_format_comes_from_the_bytes_whatever_the_name() {
     );
     let keys = c.store.keys(DEST);
     assert!(
-        keys.contains(&"large/uploads/IMG_0001.jpg".to_string()),
+        keys.contains(&"large/uploads/IMG_0001.JPG.jpg".to_string()),
         "{keys:?}"
     );
     assert!(
@@ -430,4 +437,293 @@ fn the_metrics_emitted_are_the_catalogued_ones() {
         assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
     });
     assert_eq!(emitted.unwrap(), emitted_by("image-compressor"));
+}
+
+/// `s3-put-emulator.json` for another key (form-encoded, as S3 sends keys).
+fn event_for(key: &str) -> Value {
+    let encoded: String = key
+        .bytes()
+        .map(|b| match b {
+            b' ' => "+".to_string(),
+            b if b.is_ascii_alphanumeric() || b"-_.".contains(&b) => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut e = event("s3-put-emulator.json");
+    e["Records"][0]["s3"]["object"]["key"] = encoded.into();
+    e
+}
+
+const VARIANTS: [&str; 4] = ["thumbnail", "small", "medium", "large"];
+
+/// Every JPEG variant of `key` carries `etag` as its source and has the `large` size given.
+fn assert_variants_of(
+    c: &Compressor<InMemoryObjectStore>,
+    key: &str,
+    etag: &str,
+    large: (&str, &str),
+) {
+    for variant in VARIANTS {
+        let output = variant_key(variant, key, "jpg");
+        let object = c
+            .store
+            .object(DEST, &output)
+            .unwrap_or_else(|| panic!("{output} exists"));
+        assert_eq!(object.metadata["source-etag"], etag, "{output}");
+        if variant == "large" {
+            let size = (
+                object.metadata["width"].as_str(),
+                object.metadata["height"].as_str(),
+            );
+            assert_eq!(size, large, "{output}");
+            let decoded = image::load_from_memory(&object.body).unwrap();
+            assert_eq!(
+                (decoded.width().to_string(), decoded.height().to_string()),
+                (large.0.to_string(), large.1.to_string()),
+                "{output}: the pixels are the source's"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn uploads_that_differ_only_in_their_extension_never_share_a_variant() {
+    let c = compressor();
+    let uploads = [
+        (
+            "photos/a.png",
+            "good/spring-rgba-1600x1200.png",
+            ("1200", "900"),
+        ),
+        ("photos/a.jpg", "good/garden-2560x1600.jpg", ("1200", "750")),
+        ("photos/a", "good/storm-1920x1280.jpg", ("1200", "800")),
+    ];
+    for (key, file, _) in uploads {
+        c.store.insert(SOURCE, key, image(file));
+        assert_eq!(
+            c.handle(event_for(key)).await.unwrap(),
+            [RecordOutcome::Written(4)]
+        );
+    }
+    assert_eq!(c.store.keys(DEST).len(), 12, "{:?}", c.store.keys(DEST));
+    for (key, _, large) in uploads {
+        let etag = c.store.object(SOURCE, key).unwrap().etag;
+        assert_variants_of(&c, key, &etag, large);
+        // A retry of any of them finds its own variants done: nothing flips back and forth.
+        assert_eq!(
+            c.handle(event_for(key)).await.unwrap(),
+            [RecordOutcome::AlreadyDone]
+        );
+    }
+    assert!(c
+        .store
+        .keys(DEST)
+        .contains(&"thumbnail/photos/a.png.jpg".to_string()));
+}
+
+/// Holds a pipeline run on a PNG until the test releases it.
+struct Gate {
+    state: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+static GATE: Gate = Gate {
+    state: std::sync::Mutex::new((false, false)),
+    changed: std::sync::Condvar::new(),
+};
+const GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Gate {
+    /// Pipeline side: says it has started, then waits for the release.
+    fn hold(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.0 = true;
+        self.changed.notify_all();
+        let _released = self
+            .changed
+            .wait_timeout_while(state, GATE_PATIENCE, |s| !s.1)
+            .unwrap();
+    }
+
+    fn wait_until_held(&self) {
+        let state = self.state.lock().unwrap();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, GATE_PATIENCE, |s| !s.0)
+            .unwrap();
+        assert!(state.0, "the first upload's pipeline started");
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Releases the gate however the test ends, so a held pipeline never outlives it.
+struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        GATE.release();
+    }
+}
+
+/// The real pipeline, held at the gate when it meets a PNG.
+fn held_on_png(
+    bytes: &[u8],
+    config: &PipelineConfig,
+) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+    if bytes.starts_with(b"\x89PNG") {
+        GATE.hold();
+    }
+    image_compressor::pipeline::process_image(bytes, config)
+}
+
+#[tokio::test]
+async fn a_reupload_is_never_shadowed_by_the_older_upload_finishing_last() {
+    let mut c = compressor();
+    c.pipeline = held_on_png;
+    let key = "photos/garden.jpg";
+    // A: a PNG whose processing is slow (held); B replaces it under the same key meanwhile.
+    c.store
+        .insert(SOURCE, key, image("good/spring-rgba-1600x1200.png"));
+    let first = c.handle(event("s3-put-emulator.json"));
+    let second = async {
+        let _release = ReleaseOnDrop;
+        tokio::task::spawn_blocking(|| GATE.wait_until_held())
+            .await
+            .unwrap();
+        c.store
+            .insert(SOURCE, key, image("good/storm-1920x1280.jpg"));
+        let outcome = c.handle(event("s3-put-emulator.json")).await.unwrap();
+        assert_eq!(outcome, [RecordOutcome::Written(4)]);
+        c.store
+            .object(DEST, &variant_key("large", key, "jpg"))
+            .unwrap()
+            .body
+    };
+    let (first, b_large) = tokio::join!(first, second);
+    assert!(
+        matches!(first.as_deref(), Ok([RecordOutcome::Written(_)])),
+        "{first:?}"
+    );
+    // A's invocation finished last, yet the variants are B's: its pixels, its ETag.
+    let b_etag = c.store.object(SOURCE, key).unwrap().etag;
+    assert_variants_of(&c, key, &b_etag, ("1200", "800"));
+    assert_eq!(
+        c.store
+            .object(DEST, &variant_key("large", key, "jpg"))
+            .unwrap()
+            .body,
+        b_large,
+        "the very bytes B's own invocation wrote"
+    );
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+}
+
+#[tokio::test]
+async fn variants_are_labelled_with_the_etag_of_the_object_their_pixels_come_from() {
+    let c = compressor();
+    let key = "photos/garden.jpg";
+    let (a, b) = (
+        image("good/garden-2560x1600.jpg"),
+        image("good/storm-1920x1280.jpg"),
+    );
+    c.store.insert(SOURCE, key, a.clone());
+    // B replaces A after the handler's HEAD, just before its download; then A is uploaded again
+    // (the same bytes, so the same ETag) just before the first variant is written.
+    c.store
+        .before_next("get", move |s| s.insert(SOURCE, key, b));
+    c.store
+        .before_next("put", move |s| s.insert(SOURCE, key, a));
+    let outcome = c.handle(event("s3-put-emulator.json")).await.unwrap();
+    assert!(
+        matches!(outcome.as_slice(), [RecordOutcome::Written(_)]),
+        "{outcome:?}"
+    );
+    // A is current: its variants carry A's ETag and A's pixels (never B's under A's ETag).
+    let a_etag = c.store.object(SOURCE, key).unwrap().etag;
+    assert_variants_of(&c, key, &a_etag, ("1200", "750"));
+    // So A's second upload, whose own record comes next, rightly finds them done.
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+}
+
+#[tokio::test]
+async fn an_object_replaced_during_every_round_is_retried_not_half_done() {
+    let c = compressor();
+    let key = "photos/garden.jpg";
+    let (a, b) = (
+        image("good/garden-2560x1600.jpg"),
+        image("good/storm-1920x1280.jpg"),
+    );
+    c.store.insert(SOURCE, key, a.clone());
+    for round in 0..image_compressor::MAX_ROUNDS {
+        let next = if round % 2 == 0 { b.clone() } else { a.clone() };
+        c.store
+            .before_next("get", move |s| s.insert(SOURCE, key, next));
+    }
+    assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
+    assert!(c.store.keys(DEST).is_empty());
+    // Lambda's retry meets a settled object.
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(4)]
+    );
+    let current = c.store.object(SOURCE, key).unwrap();
+    let large = if current.body == a {
+        ("1200", "750")
+    } else {
+        ("1200", "800")
+    };
+    assert_variants_of(&c, key, &current.etag, large);
+}
+
+#[tokio::test]
+async fn the_longest_keys_s3_accepts_get_their_variants() {
+    let c = compressor();
+    let keys = [
+        // 220 CJK characters: 660 bytes, about 2 KB once percent-encoded for metadata.
+        format!("photos/{}.jpg", "写".repeat(220)),
+        // 1024 bytes, S3's limit: its readable variant keys would be longer than that.
+        format!("{}x", "写".repeat(341)),
+    ];
+    for key in &keys {
+        assert!(key.len() <= MAX_OBJECT_KEY_BYTES);
+        c.store
+            .insert(SOURCE, key, image("good/garden-2560x1600.jpg"));
+        assert_eq!(
+            c.handle(event_for(key)).await.unwrap(),
+            [RecordOutcome::Written(4)],
+            "{} bytes",
+            key.len()
+        );
+        let etag = c.store.object(SOURCE, key).unwrap().etag;
+        assert_variants_of(&c, key, &etag, ("1200", "750"));
+        for variant in VARIANTS {
+            let object = c
+                .store
+                .object(DEST, &variant_key(variant, key, "jpg"))
+                .unwrap();
+            assert!(metadata_bytes(&object.metadata) <= MAX_METADATA_BYTES);
+        }
+        assert_eq!(
+            c.handle(event_for(key)).await.unwrap(),
+            [RecordOutcome::AlreadyDone]
+        );
+    }
+    let outputs = c.store.keys(DEST);
+    assert_eq!(outputs.len(), 8);
+    assert!(outputs.iter().all(|k| k.len() <= MAX_OBJECT_KEY_BYTES));
+    assert!(outputs.contains(&format!("large/{}.jpg", keys[0])));
+    assert!(outputs.contains(&format!(
+        "large.sha256/{}.jpg",
+        domain::image::source_key_sha256(&keys[1])
+    )));
 }

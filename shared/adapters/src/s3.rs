@@ -56,18 +56,28 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
-    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, PortError> {
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+        if_match: Option<&str>,
+    ) -> Result<Vec<u8>, PortError> {
         let out = match self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_if_match(if_match.map(str::to_string))
             .send()
             .await
         {
             Ok(out) => out,
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
                 return Err(PortError::NotFound)
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                return Err(PortError::VersionMismatch)
             }
             Err(e) => return Err(classify("s3", &e)),
         };

@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::ports::MAX_OBJECT_KEY_BYTES;
+
 /// One output size: the image is fitted inside a `max_edge` × `max_edge` box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantSpec {
@@ -81,14 +83,35 @@ pub fn oriented_dimensions(width: u32, height: u32, orientation: u8) -> (u32, u3
     }
 }
 
-/// `photos/cat.png` → `thumbnail/photos/cat.jpg` (only the last extension is replaced).
+/// The SHA-256 of a source key's UTF-8 bytes, in lower-case hex: the name of a variant whose key
+/// would be too long (see `variant_key`), and what a variant's metadata holds in place of a source
+/// key too long for it.
+pub fn source_key_sha256(source_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(source_key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Where the `extension` output of `variant` for the upload `source_key` is written: the whole
+/// source key, extension included, under the variant's name, with the output's extension added:
+/// `photos/cat.png` → `thumbnail/photos/cat.png.jpg`, `photos/cat` → `thumbnail/photos/cat.jpg`.
+///
+/// When that would be longer than an object key may be (`MAX_OBJECT_KEY_BYTES`, 1024 bytes), the key
+/// is `<variant>.sha256/<source_key_sha256(source_key)>.<extension>` instead. No key of the first
+/// form starts with `<variant>.` (variant names have no dot), so the forms never meet: two different
+/// source keys never share a variant key.
 pub fn variant_key(variant: &str, source_key: &str, extension: &str) -> String {
-    let file_start = source_key.rfind('/').map_or(0, |i| i + 1);
-    let stem = match source_key[file_start..].rfind('.') {
-        Some(dot) if dot > 0 => &source_key[..file_start + dot],
-        _ => source_key,
-    };
-    format!("{variant}/{stem}.{extension}")
+    let readable = format!("{variant}/{source_key}.{extension}");
+    if readable.len() <= MAX_OBJECT_KEY_BYTES {
+        readable
+    } else {
+        format!(
+            "{variant}.sha256/{}.{extension}",
+            source_key_sha256(source_key)
+        )
+    }
 }
 
 #[cfg(test)]
@@ -143,14 +166,50 @@ mod tests {
     }
 
     #[test]
-    fn variant_keys_replace_only_the_extension() {
+    fn variant_keys_keep_the_whole_source_key() {
         assert_eq!(
             variant_key("small", "a/b/cat.png", "jpg"),
-            "small/a/b/cat.jpg"
+            "small/a/b/cat.png.jpg"
         );
         assert_eq!(variant_key("small", "cat", "jpg"), "small/cat.jpg");
-        assert_eq!(variant_key("small", "a.b/cat", "jpg"), "small/a.b/cat.jpg");
-        assert_eq!(variant_key("small", "x.tar.gz", "jpg"), "small/x.tar.jpg");
-        assert_eq!(variant_key("small", ".hidden", "jpg"), "small/.hidden.jpg");
+        assert_eq!(
+            variant_key("small", "a.b/cat", "webp"),
+            "small/a.b/cat.webp"
+        );
+        assert_eq!(
+            variant_key("small", "x.tar.gz", "jpg"),
+            "small/x.tar.gz.jpg"
+        );
+        let siblings: HashSet<String> = ["a.png", "a.jpg", "a.webp", "a", "a.jpg.jpg"]
+            .iter()
+            .flat_map(|k| ["jpg", "webp"].map(|e| variant_key("thumbnail", k, e)))
+            .collect();
+        assert_eq!(siblings.len(), 10, "{siblings:?}");
+    }
+
+    #[test]
+    fn a_key_too_long_for_the_readable_form_is_named_by_its_hash() {
+        // 341 three-byte characters and one byte: the longest key S3 accepts.
+        let longest = format!("{}x", "写".repeat(341));
+        assert_eq!(longest.len(), MAX_OBJECT_KEY_BYTES);
+        let key = variant_key("thumbnail", &longest, "jpg");
+        assert_eq!(
+            key,
+            format!("thumbnail.sha256/{}.jpg", source_key_sha256(&longest))
+        );
+        assert!(key.len() <= MAX_OBJECT_KEY_BYTES);
+        // The readable form is kept up to the limit itself.
+        let fits = "k".repeat(MAX_OBJECT_KEY_BYTES - "thumbnail/.jpg".len());
+        assert_eq!(
+            variant_key("thumbnail", &fits, "jpg").len(),
+            MAX_OBJECT_KEY_BYTES
+        );
+        assert!(
+            variant_key("thumbnail", &format!("{fits}k"), "jpg").starts_with("thumbnail.sha256/")
+        );
+        assert_eq!(
+            source_key_sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -143,6 +143,18 @@ pub struct NewObject {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// The longest object key an `ObjectStore` accepts, in bytes of UTF-8 (S3's limit).
+pub const MAX_OBJECT_KEY_BYTES: usize = 1024;
+
+/// The most user metadata an object may carry: the sum of the UTF-8 bytes of every name and value
+/// (S3's 2 KB limit, counted as S3 counts it). A larger write is refused.
+pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// The size of `metadata` as `MAX_METADATA_BYTES` counts it.
+pub fn metadata_bytes(metadata: &BTreeMap<String, String>) -> usize {
+    metadata.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 pub trait ObjectStore: Send + Sync {
     /// `Ok(None)` when the object does not exist.
     fn head(
@@ -150,13 +162,17 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<ObjectInfo>, PortError>> + Send;
-    /// The object's bytes, refusing (`Rejected`) to read more than `max_bytes`.
+    /// The object's bytes, refusing (`Rejected`) to read more than `max_bytes`. With `if_match`,
+    /// only if the object's ETag is still that one: `VersionMismatch` when it has been replaced.
     fn get(
         &self,
         bucket: &str,
         key: &str,
         max_bytes: u64,
+        if_match: Option<&str>,
     ) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
+    /// Writes the object; a key longer than `MAX_OBJECT_KEY_BYTES` or metadata larger than
+    /// `MAX_METADATA_BYTES` is `Rejected`.
     fn put(&self, object: NewObject) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 

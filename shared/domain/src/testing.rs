@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use crate::ports::{
-    DeadLetters, NewObject, Notifier, ObjectInfo, ObjectStore, OrderStore, PaymentQueue,
-    TraceHeader, UserPage, UserStore,
+    metadata_bytes, DeadLetters, NewObject, Notifier, ObjectInfo, ObjectStore, OrderStore,
+    PaymentQueue, TraceHeader, UserPage, UserStore, MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES,
 };
 use crate::user::User;
 use crate::PortError;
@@ -350,10 +350,26 @@ pub struct StoredObject {
     pub metadata: BTreeMap<String, String>,
 }
 
-#[derive(Default, Debug)]
+/// Something a test does to the store just before one of its calls runs (an upload arriving while
+/// the handler works, for instance).
+type Action = Box<dyn FnOnce(&InMemoryObjectStore) + Send>;
+
+/// Enforces S3's limits on writes: keys up to `MAX_OBJECT_KEY_BYTES`, user metadata up to
+/// `MAX_METADATA_BYTES` (refused as S3 refuses them, `KeyTooLongError` and `MetadataTooLarge`).
+#[derive(Default)]
 pub struct InMemoryObjectStore {
     objects: Mutex<BTreeMap<(String, String), StoredObject>>,
+    actions: Mutex<HashMap<String, VecDeque<Action>>>,
     pub faults: Faults,
+}
+
+impl std::fmt::Debug for InMemoryObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryObjectStore")
+            .field("objects", &lock(&self.objects).len())
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InMemoryObjectStore {
@@ -370,6 +386,30 @@ impl InMemoryObjectStore {
                 metadata: BTreeMap::new(),
             },
         );
+    }
+
+    /// The next call of `operation` (`head`, `get`, `put`) first runs `action` on the store (queue
+    /// several for several calls).
+    pub fn before_next(
+        &self,
+        operation: &str,
+        action: impl FnOnce(&InMemoryObjectStore) + Send + 'static,
+    ) {
+        lock(&self.actions)
+            .entry(operation.to_string())
+            .or_default()
+            .push_back(Box::new(action));
+    }
+
+    /// Runs the action planned for this call of `operation`, if any, then counts the call.
+    fn enter(&self, operation: &str) -> Result<(), PortError> {
+        let action = lock(&self.actions)
+            .get_mut(operation)
+            .and_then(VecDeque::pop_front);
+        if let Some(action) = action {
+            action(self);
+        }
+        self.faults.enter(operation)
     }
 
     /// The keys in `bucket`, sorted.
@@ -394,9 +434,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// ETags compare without their quotes, as S3 compares an `If-Match`.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
+}
+
 impl ObjectStore for InMemoryObjectStore {
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, PortError> {
-        self.faults.enter("head")?;
+        self.enter("head")?;
         Ok(lock(&self.objects)
             .get(&(bucket.to_string(), key.to_string()))
             .map(|o| ObjectInfo {
@@ -406,12 +451,21 @@ impl ObjectStore for InMemoryObjectStore {
             }))
     }
 
-    async fn get(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, PortError> {
-        self.faults.enter("get")?;
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+        if_match: Option<&str>,
+    ) -> Result<Vec<u8>, PortError> {
+        self.enter("get")?;
         let objects = lock(&self.objects);
         let object = objects
             .get(&(bucket.to_string(), key.to_string()))
             .ok_or(PortError::NotFound)?;
+        if if_match.is_some_and(|etag| !same_etag(etag, &object.etag)) {
+            return Err(PortError::VersionMismatch);
+        }
         if object.body.len() as u64 > max_bytes {
             return Err(PortError::Rejected(format!(
                 "object is larger than {max_bytes} bytes"
@@ -421,7 +475,19 @@ impl ObjectStore for InMemoryObjectStore {
     }
 
     async fn put(&self, object: NewObject) -> Result<(), PortError> {
-        self.faults.enter("put")?;
+        self.enter("put")?;
+        if object.key.len() > MAX_OBJECT_KEY_BYTES {
+            return Err(PortError::Rejected(format!(
+                "s3: KeyTooLongError the key is {} bytes, more than {MAX_OBJECT_KEY_BYTES}",
+                object.key.len()
+            )));
+        }
+        let metadata = metadata_bytes(&object.metadata);
+        if metadata > MAX_METADATA_BYTES {
+            return Err(PortError::Rejected(format!(
+                "s3: MetadataTooLarge the metadata is {metadata} bytes, more than {MAX_METADATA_BYTES}"
+            )));
+        }
         let etag = format!("\"{:016x}\"", fnv1a(&object.body));
         lock(&self.objects).insert(
             (object.bucket, object.key),

@@ -1,9 +1,9 @@
 //! Property tests of the domain rules.
 
-use domain::image::{fit_within, oriented_dimensions};
+use domain::image::{fit_within, oriented_dimensions, variant_key};
 use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
 use domain::page_token::PageTokens;
-use domain::ports::OrderStore;
+use domain::ports::{OrderStore, MAX_OBJECT_KEY_BYTES};
 use domain::testing::InMemoryOrderStore;
 use proptest::prelude::*;
 
@@ -79,6 +79,42 @@ proptest! {
         }
         let other_key = format!("{}x", key);
         prop_assert!(PageTokens::new(other_key.as_bytes()).verify(&token).is_err());
+    }
+
+    #[test]
+    fn different_uploads_never_share_a_variant_key(
+        stem in "\\PC{0,400}",
+        endings in proptest::collection::vec(
+            prop::sample::select(vec!["", ".png", ".jpg", ".webp", ".jpg.jpg", ".JPG", ".jpg.webp", "/a", ".sha256"]),
+            2..5,
+        ),
+    ) {
+        // Keys S3 accepts: 1 to 1024 bytes (the stem cut at a character boundary to leave room).
+        let mut cut = stem.len().min(MAX_OBJECT_KEY_BYTES - 9);
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut sources: Vec<String> = endings.iter().map(|e| format!("{}{e}", &stem[..cut])).collect();
+        sources.retain(|k| !k.is_empty());
+        sources.sort();
+        sources.dedup();
+        let mut outputs = std::collections::HashSet::new();
+        let mut inputs = 0;
+        for source in &sources {
+            for variant in ["thumbnail", "a", "large-2", "a-very-long-variant-name-of-32ch"] {
+                for extension in ["jpg", "webp"] {
+                    let key = variant_key(variant, source, extension);
+                    prop_assert!(key.len() <= MAX_OBJECT_KEY_BYTES, "{} bytes", key.len());
+                    let readable = format!("{variant}/{source}.{extension}");
+                    if readable.len() <= MAX_OBJECT_KEY_BYTES {
+                        prop_assert_eq!(&key, &readable);
+                    }
+                    outputs.insert(key);
+                    inputs += 1;
+                }
+            }
+        }
+        prop_assert_eq!(outputs.len(), inputs, "two uploads share a variant key");
     }
 
     #[test]
