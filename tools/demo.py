@@ -140,10 +140,10 @@ def tour_images(stack, clients):
     written = 0
     for file, key in uploads:
         original = (IMAGES / file).stat().st_size
-        stem = key.rsplit(".", 1)[0]
         for variant in ("thumbnail", "small", "medium", "large"):
             try:
-                head = s3.head_object(Bucket=destination, Key=f"{variant}/{stem}.jpg")
+                # <variant>/<the whole source key>.jpg (README, image-compressor)
+                head = s3.head_object(Bucket=destination, Key=f"{variant}/{key}.jpg")
             except s3.exceptions.ClientError:
                 continue
             meta = head["Metadata"]
@@ -154,7 +154,7 @@ def tour_images(stack, clients):
     listed = s3.list_objects_v2(Bucket=destination).get("Contents", [])
     check(not any("not-an-image" in o["Key"] or "truncated" in o["Key"] for o in listed),
           "no output for the non-image and the truncated upload")
-    rotated = s3.head_object(Bucket=destination, Key="large/demo/rotated exif+gps.jpg")["Metadata"]
+    rotated = s3.head_object(Bucket=destination, Key="large/demo/rotated exif+gps.jpg.jpg")["Metadata"]
     check((rotated["width"], rotated["height"]) == ("800", "1200"), "EXIF orientation applied (800x1200)")
     again, error = invoke("image-compressor", {"Records": records})
     after = len(s3.list_objects_v2(Bucket=destination).get("Contents", []))
