@@ -228,7 +228,7 @@ def tour_orders(stack, clients, trace):
             f"{' short ' + ','.join(shorts) if shorts else ''} payment_requested={o['payment_requested']['BOOL']}"
             f" notification_sent={o['notification_sent']['BOOL']}")
     check([(o["order_id"]["S"], o["status"]["S"]) for o in orders]
-          == [("ord-1001", "CONFIRMED"), ("ord-1002", "CANCELLED_INSUFFICIENT_INVENTORY")], "one order per id")
+          == [("ord-1001", "PENDING_PAYMENT"), ("ord-1002", "CANCELLED_INSUFFICIENT_INVENTORY")], "one order per id")
 
     def drain(url):
         out = []
@@ -246,7 +246,7 @@ def tour_orders(stack, clients, trace):
     sent_on = {"payment message": payment_messages[0].get("Attributes", {}).get("AWSTraceHeader") if payment_messages else None}
     for p in payments:
         say(f"   payment request: order {p['order_id']} amount {p['amount']}")
-    check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the confirmed order")
+    check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the pending order")
     events = []
     for m in drain(sub_url):
         envelope = json.loads(m["Body"])

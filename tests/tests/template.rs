@@ -217,7 +217,7 @@ const OPTIONAL: [&str; 8] = [
     "BACKGROUND_COLOR",
     "MAX_DECODE_BYTES",
     "PAGE_TOKEN_SECRET",
-    "PAYMENT_SEND_WINDOW_SECS",
+    "PAYMENT_TIMEOUT_SECS",
 ];
 
 #[test]
@@ -333,6 +333,7 @@ fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
             ),
             (on("PAYMENT_QUEUE_URL"), sqs::SQS_SEND_ACTIONS),
             (on("ORDERS_DLQ_URL"), sqs::SQS_SEND_ACTIONS),
+            (on("EXPIRY_QUEUE_URL"), sqs::SQS_SEND_ACTIONS),
             (on("ORDER_EVENTS_TOPIC_ARN"), sns::SNS_PUBLISH_ACTIONS),
         ],
         other => panic!("no adapter table for {other}"),

@@ -378,7 +378,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         match store.get(id).await? {
             None => lost.push(format!("{id}: no order")),
             Some(order) if !order.notification_sent => lost.push(format!("{id}: not announced")),
-            Some(order) if order.status == OrderStatus::Confirmed => {
+            Some(order) if order.status == OrderStatus::PendingPayment => {
                 if !order.payment_requested {
                     lost.push(format!("{id}: payment not requested"));
                 }
