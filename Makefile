@@ -15,7 +15,7 @@ BENCH_STAMP    := $(VENV)/.bench-$(shell sha256sum bench/requirements-bench.txt 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-FUNCTIONS := image-compressor user-api order-processor
+FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
