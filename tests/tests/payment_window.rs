@@ -6,8 +6,6 @@
 use std::cell::Cell;
 
 use domain::order::{OrderStatus, PaymentRequest};
-use domain::ports::OrderSettlement;
-use domain::settlement::{parse_payment_result, Settled};
 use domain::testing::{
     InMemoryOrderStore, RecordingDeadLetters, RecordingExpiryQueue, RecordingNotifier,
     RecordingPaymentQueue,
@@ -15,6 +13,7 @@ use domain::testing::{
 use domain::PortError;
 use integration_tests::workspace_root;
 use order_processor::{Outcome, Processor};
+use order_settlement::{Outcome as SettlementOutcome, Settler};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -100,20 +99,27 @@ async fn a_payment_failing_twice_goes_out_on_the_third_delivery_and_the_order_is
     assert_eq!(order.status, OrderStatus::PendingPayment);
     assert!(order.payment_requested);
 
-    // The payment service answers: the order is paid, its stock stays sold.
+    // The payment service answers on the results queue; order-settlement applies it.
     let answer = json!({"order_id": "ord-slow", "idempotency_key": "ord-slow",
         "outcome": "SUCCEEDED"})
     .to_string();
-    let result = parse_payment_result(&answer).unwrap();
-    let settled = p
-        .orders
-        .settle(&result.order_id, result.settlement())
-        .await
-        .unwrap();
-    assert!(matches!(settled, Settled::Applied(_)), "{settled:?}");
+    let settler = Settler::new(
+        p.orders,
+        RecordingNotifier::default(),
+        "arn:aws:sqs:us-east-1:1:results",
+        "arn:aws:sqs:us-east-1:1:expiries",
+    );
     assert_eq!(
-        p.orders.order("ord-slow").unwrap().status,
+        settler.apply_payment_result(&answer, None).await,
+        SettlementOutcome::Paid
+    );
+    assert_eq!(
+        settler.orders.order("ord-slow").unwrap().status,
         OrderStatus::Paid
     );
-    assert_eq!(p.orders.stock("widget"), Some(3));
+    assert_eq!(
+        settler.orders.stock("widget"),
+        Some(3),
+        "the stock stays sold"
+    );
 }
