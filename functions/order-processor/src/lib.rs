@@ -197,7 +197,7 @@ where
         let label = match &outcome {
             Outcome::Reserved => {
                 metrics::counter!(catalog::ORDERS_CONFIRMED).increment(1);
-                "confirmed"
+                "reserved"
             }
             Outcome::Cancelled => {
                 // Short stock is the one reason an order is cancelled.
