@@ -82,3 +82,66 @@ class Summary(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeLambda:
+    """Lambda as bench-aws sees it: a configuration change starts a new execution environment, so the
+    next invocation reports an Init Duration; later ones on it do not."""
+
+    def __init__(self, fail_on=None):
+        self.variables = {"USERS_TABLE": "users"}
+        self.fresh = True
+        self.invocations = []
+        self.fail_on = fail_on
+
+    def get_function_configuration(self, FunctionName):
+        return {"Environment": {"Variables": dict(self.variables)}}
+
+    def update_function_configuration(self, FunctionName, Environment):
+        self.variables = dict(Environment["Variables"])
+        self.fresh = True
+
+    def get_waiter(self, name):
+        assert name == "function_updated_v2"
+        return self
+
+    def wait(self, FunctionName):
+        pass
+
+    def invoke(self, FunctionName, Qualifier, LogType, Payload):
+        import base64
+        import io
+        self.invocations.append((FunctionName, Qualifier, LogType))
+        init = "\tInit Duration: 31.50 ms" if self.fresh else ""
+        self.fresh = False
+        n = len(self.invocations)
+        report = (f"START RequestId: r{n}\nEND RequestId: r{n}\nREPORT RequestId: r{n}\tDuration: {n}.25 ms"
+                  f"\tBilled Duration: {n + 1} ms\tMemory Size: 256 MB\tMax Memory Used: 20 MB{init}\n")
+        answer = {"Payload": io.BytesIO(b"{}"), "LogResult": base64.b64encode(report.encode()).decode()}
+        if self.fail_on == n:
+            answer["FunctionError"] = "Unhandled"
+        return answer
+
+
+def deployment_with(lam):
+    d = object.__new__(aws_bench.Deployment)
+    d.lam = lam
+    d.function_name = lambda logical_id: f"stack-{logical_id}-X"
+    d.events = lambda function: (lambda i: {"n": i})
+    return d
+
+
+class Measure(unittest.TestCase):
+    def test_each_cold_run_is_a_new_environment_and_the_configuration_is_restored(self):
+        lam = FakeLambda()
+        s = aws_bench.measure(deployment_with(lam), "user-api", cold_runs=3, warm_runs=4)
+        self.assertEqual((s["cold_starts"], s["not_cold"], s["warm"]), (3, 0, 4))
+        self.assertEqual(s["init_p50"], 31.5)
+        self.assertEqual(set(lam.invocations), {("stack-UserApiFunction-X", "$LATEST", "Tail")})
+        self.assertEqual(lam.variables, {"USERS_TABLE": "users"}, "the variable is removed, the others kept")
+
+    def test_a_failed_invocation_stops_the_run_and_still_restores_the_configuration(self):
+        lam = FakeLambda(fail_on=2)
+        with self.assertRaises(SystemExit):
+            aws_bench.measure(deployment_with(lam), "order-processor", cold_runs=3, warm_runs=1)
+        self.assertEqual(lam.variables, {"USERS_TABLE": "users"})
