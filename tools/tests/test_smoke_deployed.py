@@ -95,6 +95,15 @@ class SmokeChecks(unittest.TestCase):
 
 
 class Helpers(unittest.TestCase):
+    def test_the_stack_and_region_of_a_samconfig_environment(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+            f.write('version = 0.1\n[default.global.parameters]\nstack_name = "s-dev"\nregion = "eu-west-1"\n'
+                    '[prod.global.parameters]\nstack_name = "s-prod"\n')
+        self.assertEqual(smoke.samconfig_stack("default", Path(f.name)), ("s-dev", "eu-west-1"))
+        self.assertEqual(smoke.samconfig_stack("prod", Path(f.name)), ("s-prod", None))
+        Path(f.name).unlink()
+
     def test_the_smoke_order_is_valid_and_touches_no_real_product(self):
         a, b = smoke.smoke_order("n1"), smoke.smoke_order("n2")
         self.assertNotEqual(a["items"][0]["product_id"], b["items"][0]["product_id"])
