@@ -8,8 +8,10 @@ upload bucket. For each function, `--cold` times: a new value of the environment
 BENCH_COLD_START on `$LATEST` (Lambda starts a new execution environment for every configuration
 change), then one invocation, which is a cold start; after the last cold start, `--warm`
 invocations in a row on that environment. `$LATEST` holds the code and configuration the `live`
-alias was published from. At the end the variable is removed again, so the function's
-configuration is the deployed one (the next deploy would reset it anyway).
+alias was published from. With JSON logs, the same update raises the system log level to INFO:
+Lambda writes the `platform.report` record at INFO, and the template keeps system logs at WARN. At
+the end the function's environment and logging configuration are put back as they were deployed
+(the next deploy would reset them anyway).
 
 Each invocation asks for its log tail (`LogType=Tail`) and reads the platform's report from it:
 `Init Duration` (cold only), `Duration`, `Max Memory Used`, as the text REPORT line or, with
@@ -185,16 +187,28 @@ class Deployment:
     def wait_updated(self, name):
         self.lam.get_waiter("function_updated_v2").wait(FunctionName=name)
 
-    def set_cold_variable(self, name, value):
-        """Sets (or, with None, removes) BENCH_COLD_START on $LATEST, keeping every other variable."""
-        variables = dict(self.lam.get_function_configuration(FunctionName=name)
-                         .get("Environment", {}).get("Variables", {}))
-        if value is None:
-            variables.pop(COLD_VARIABLE, None)
-        else:
-            variables[COLD_VARIABLE] = value
-        self.lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    def configuration(self, name):
+        """(environment variables, logging configuration) of $LATEST."""
+        c = self.lam.get_function_configuration(FunctionName=name)
+        return dict(c.get("Environment", {}).get("Variables", {})), dict(c.get("LoggingConfig") or {})
+
+    def _update(self, name, variables, logging):
+        update = {"Environment": {"Variables": variables}}
+        if logging:
+            update["LoggingConfig"] = logging
+        self.lam.update_function_configuration(FunctionName=name, **update)
         self.wait_updated(name)
+
+    def start_cold(self, name, deployed, nonce):
+        """A new value of BENCH_COLD_START (so a new execution environment) and, with JSON logs,
+        system logs at INFO (so the report is written)."""
+        variables, logging = deployed
+        if logging.get("LogFormat") == "JSON":
+            logging = dict(logging, SystemLogLevel="INFO")
+        self._update(name, dict(variables, **{COLD_VARIABLE: nonce}), logging)
+
+    def restore(self, name, deployed):
+        self._update(name, *deployed)
 
     def invoke(self, name, event):
         r = self.lam.invoke(FunctionName=name, Qualifier="$LATEST", LogType="Tail",
@@ -211,15 +225,16 @@ class Deployment:
 def measure(deployment, function, cold_runs, warm_runs):
     name = deployment.function_name(FUNCTIONS[function])
     event = deployment.events(function)
+    deployed = deployment.configuration(name)
     cold, warm = [], []
     try:
         for i in range(cold_runs):
-            deployment.set_cold_variable(name, f"{int(time.time())}-{i}")
+            deployment.start_cold(name, deployed, f"{int(time.time())}-{i}")
             cold.append(deployment.invoke(name, event(i)))
         for i in range(warm_runs):
             warm.append(deployment.invoke(name, event(cold_runs + i)))
     finally:
-        deployment.set_cold_variable(name, None)
+        deployment.restore(name, deployed)
     return summarize(cold, warm)
 
 

@@ -84,21 +84,29 @@ if __name__ == "__main__":
     unittest.main()
 
 
+DEPLOYED_LOGGING = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN",
+                    "LogGroup": "/aws/lambda/stack-UserApiFunction-X"}
+
+
 class FakeLambda:
     """Lambda as bench-aws sees it: a configuration change starts a new execution environment, so the
-    next invocation reports an Init Duration; later ones on it do not."""
+    next invocation reports an Init Duration; later ones on it do not. As deployed, JSON logs with
+    system logs at WARN: no report is written unless the system log level is INFO or DEBUG."""
 
     def __init__(self, fail_on=None):
         self.variables = {"USERS_TABLE": "users"}
+        self.logging = dict(DEPLOYED_LOGGING)
         self.fresh = True
         self.invocations = []
         self.fail_on = fail_on
 
     def get_function_configuration(self, FunctionName):
-        return {"Environment": {"Variables": dict(self.variables)}}
+        return {"Environment": {"Variables": dict(self.variables)}, "LoggingConfig": dict(self.logging)}
 
-    def update_function_configuration(self, FunctionName, Environment):
+    def update_function_configuration(self, FunctionName, Environment, LoggingConfig=None):
         self.variables = dict(Environment["Variables"])
+        if LoggingConfig is not None:
+            self.logging = dict(LoggingConfig)
         self.fresh = True
 
     def get_waiter(self, name):
@@ -115,8 +123,10 @@ class FakeLambda:
         init = "\tInit Duration: 31.50 ms" if self.fresh else ""
         self.fresh = False
         n = len(self.invocations)
-        report = (f"START RequestId: r{n}\nEND RequestId: r{n}\nREPORT RequestId: r{n}\tDuration: {n}.25 ms"
-                  f"\tBilled Duration: {n + 1} ms\tMemory Size: 256 MB\tMax Memory Used: 20 MB{init}\n")
+        report = (f"REPORT RequestId: r{n}\tDuration: {n}.25 ms\tBilled Duration: {n + 1} ms\tMemory Size: 256 MB"
+                  f"\tMax Memory Used: 20 MB{init}\n")
+        if self.logging.get("SystemLogLevel") not in ("INFO", "DEBUG"):
+            report = ""
         answer = {"Payload": io.BytesIO(b"{}"), "LogResult": base64.b64encode(report.encode()).decode()}
         if self.fail_on == n:
             answer["FunctionError"] = "Unhandled"
@@ -139,9 +149,11 @@ class Measure(unittest.TestCase):
         self.assertEqual(s["init_p50"], 31.5)
         self.assertEqual(set(lam.invocations), {("stack-UserApiFunction-X", "$LATEST", "Tail")})
         self.assertEqual(lam.variables, {"USERS_TABLE": "users"}, "the variable is removed, the others kept")
+        self.assertEqual(lam.logging, DEPLOYED_LOGGING, "system logs back at the deployed level")
 
     def test_a_failed_invocation_stops_the_run_and_still_restores_the_configuration(self):
         lam = FakeLambda(fail_on=2)
         with self.assertRaises(SystemExit):
             aws_bench.measure(deployment_with(lam), "order-processor", cold_runs=3, warm_runs=1)
         self.assertEqual(lam.variables, {"USERS_TABLE": "users"})
+        self.assertEqual(lam.logging, DEPLOYED_LOGGING)
