@@ -453,3 +453,42 @@ fn the_deploy_role_trusts_only_this_repositorys_environment_jobs_and_passes_only
         "the deploy role hands CloudFormation its execution role, and nothing else"
     );
 }
+
+/// The execution role's grants go by the suite stack's name prefix; this template's own roles and
+/// bucket stay out of them whatever this stack is called.
+#[test]
+fn the_execution_role_cannot_reach_the_roles_and_bucket_that_deploy_it() {
+    let path = workspace_root().join("deploy").join("github-oidc.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let t: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let resources = &t["Resources"];
+
+    let bucket = tagged(&resources["ArtifactsBucket"]["Properties"]["BucketName"])
+        .and_then(|(_, v)| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        !bucket.starts_with("${SuiteStackName}"),
+        "the artifacts bucket {bucket:?} must not match the execution role's `${{SuiteStackName}}-*` buckets"
+    );
+
+    let statements: Vec<Value> = resources["CloudFormationExecutionRole"]["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let own_roles = statements.iter().any(|s| {
+        s["Effect"].as_str() == Some("Deny")
+            && s["Action"].as_str() == Some("iam:*")
+            && tagged(&s["Resource"])
+                .and_then(|(_, v)| v.as_str().map(str::to_string))
+                .as_deref()
+                == Some("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*")
+    });
+    assert!(own_roles, "a Deny of iam:* on this stack's roles");
+}
