@@ -169,10 +169,17 @@ fn resolve(t: &Value, name: &str, v: &Value) -> String {
             }
         }
     }
+    // SQS names a FIFO queue `<name>.fifo`, whoever generates the name.
+    let fifo = tag(v)
+        .filter(|(kind, _)| kind == "Ref")
+        .is_some_and(|(_, target)| {
+            t["Resources"][target.as_str()]["Properties"]["FifoQueue"].as_bool() == Some(true)
+        });
     match name {
         n if n.ends_with("_URL") => format!(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/{}",
-            n.to_lowercase()
+            "https://sqs.us-east-1.amazonaws.com/123456789012/{}{}",
+            n.to_lowercase(),
+            if fifo { ".fifo" } else { "" }
         ),
         n if n.ends_with("_ARN") => {
             format!("arn:aws:sns:us-east-1:123456789012:{}", n.to_lowercase())
