@@ -72,8 +72,7 @@ enum Protection {
     Property(&'static str, Expect),
 }
 
-/// Types whose `Snapshot` deletion policy CloudFormation honours (the rest treat it as Delete
-/// or refuse it): none of the stateful types above has one.
+/// Types that take the `Snapshot` deletion policy: none of the stateful types above does.
 const SNAPSHOT_TYPES: &[&str] = &[
     "AWS::EC2::Volume",
     "AWS::ElastiCache::CacheCluster",
