@@ -169,10 +169,17 @@ fn resolve(t: &Value, name: &str, v: &Value) -> String {
             }
         }
     }
+    // SQS names a FIFO queue `<name>.fifo`, whoever generates the name.
+    let fifo = tag(v)
+        .filter(|(kind, _)| kind == "Ref")
+        .is_some_and(|(_, target)| {
+            t["Resources"][target.as_str()]["Properties"]["FifoQueue"].as_bool() == Some(true)
+        });
     match name {
         n if n.ends_with("_URL") => format!(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/{}",
-            n.to_lowercase()
+            "https://sqs.us-east-1.amazonaws.com/123456789012/{}{}",
+            n.to_lowercase(),
+            if fifo { ".fifo" } else { "" }
         ),
         n if n.ends_with("_ARN") => {
             format!("arn:aws:sns:us-east-1:123456789012:{}", n.to_lowercase())
@@ -938,28 +945,11 @@ fn every_event_source_invokes_the_live_alias_and_each_rollout_watches_its_own_al
             "Canary10Percent10Minutes"
         };
         assert_eq!(config, expected, "{}", f.id);
-        // Its own error and throttle alarms, on one-minute periods so that they can fire
-        // within the canary's window.
-        let mut watched = BTreeSet::new();
-        for alarm in group["AlarmConfiguration"]["Alarms"].as_array().unwrap() {
-            let alarm = &source["Resources"][alarm["Name"]["Ref"].as_str().unwrap()];
-            let props = &alarm["Properties"];
-            assert!(
-                props["Dimensions"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .any(|d| { tag(&d["Value"]) == Some(("Ref".to_string(), f.id.clone())) }),
-                "{}: a rollback alarm on another function",
-                f.id
-            );
-            assert_eq!(props["Period"].as_u64(), Some(60), "{}", f.id);
-            watched.insert(props["MetricName"].as_str().unwrap().to_string());
-        }
-        assert_eq!(
-            watched,
-            BTreeSet::from(["Errors".to_string(), "Throttles".to_string()]),
-            "{}",
+        // What each rollout alarm watches and when it fires: template_canary.rs.
+        let alarms = group["AlarmConfiguration"]["Alarms"].as_array().unwrap();
+        assert!(
+            !alarms.is_empty(),
+            "{}: a rollout watched by no alarm",
             f.id
         );
     }
