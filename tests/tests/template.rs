@@ -958,13 +958,14 @@ fn every_event_source_invokes_the_live_alias_and_each_rollout_watches_its_own_al
 #[test]
 fn the_alias_check_catches_an_event_source_on_the_bare_function() {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    // Without AutoPublishAlias (and so without the rollouts that need it), SAM wires every event
-    // source to the function itself.
+    // Without AutoPublishAlias (and so without the rollouts and provisioned concurrency that need
+    // it), SAM wires every event source to the function itself.
     let mut without_alias = String::new();
     let mut in_preference = false;
     for line in text.lines() {
-        in_preference =
-            line == "      DeploymentPreference:" || (in_preference && line.starts_with("       "));
+        in_preference = line == "      DeploymentPreference:"
+            || line.starts_with("      ProvisionedConcurrencyConfig:")
+            || (in_preference && line.starts_with("       "));
         if !in_preference && line != "    AutoPublishAlias: live" {
             without_alias.push_str(line);
             without_alias.push('\n');
