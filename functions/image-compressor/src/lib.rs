@@ -59,7 +59,8 @@ pub struct Compressor<S> {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Objects written (the count: one per variant, two with WebP); others may have existed already.
+    /// Variant objects written (the count: one per variant, two with WebP; the manifest is not
+    /// counted); others may have existed already.
     Written(usize),
     /// Every variant already exists for this version of the object (its manifest is written if it
     /// was missing).
