@@ -306,6 +306,10 @@ async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
             );
         }
     }
+    // The manifest left last is B's too, whichever invocation wrote one first.
+    let manifest = manifest_at(&s3, &destination, &key).await;
+    assert_eq!(manifest["source"]["etag"], b_etag.as_str());
+    assert_eq!(manifest["source"]["width"], 1920);
 
     // A key of 220 CJK characters, and one of S3's 1024-byte limit.
     for key in [
@@ -328,7 +332,22 @@ async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
         assert_eq!(meta["source-etag"], etag);
         let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(size <= 2048, "{size} bytes of metadata");
+        let manifest = manifest_at(&s3, &destination, &key).await;
+        assert_eq!(manifest["source"]["etag"], etag.as_str());
+        assert_eq!(manifest["source"]["key"], key.as_str());
     }
+}
+
+/// The manifest of `source_key`, parsed.
+async fn manifest_at(s3: &aws_sdk_s3::Client, bucket: &str, source_key: &str) -> serde_json::Value {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(image_compressor::manifest::manifest_key(source_key))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
 }
 
 /// The key a manifest's URL path names.
