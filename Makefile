@@ -60,8 +60,9 @@ build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig),
 	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
 	done
 
-test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, API contract, template checks, Python tools
+test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, edge function (node), API contract, template checks, Python tools
 	timeout 25m cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+	node --test --test-reporter=spec functions/image-compressor/edge/
 	timeout 10m $(PY) tools/api_contract.py
 	timeout 5m $(PY) -m unittest discover -s tools/tests 2>&1 | tee target/python-test-output.txt
 	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \

@@ -3,6 +3,7 @@
 use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
+use crate::manifest::MANIFEST_PREFIX;
 use crate::pipeline::{Optimize, PipelineConfig};
 use crate::Settings;
 
@@ -75,6 +76,12 @@ impl PipelineConfig {
                 .unwrap_or_else(|| DEFAULT_VARIANTS.into()),
         )
         .map_err(|e| ConfigError::new("VARIANTS", e))?;
+        if variants.iter().any(|v| v.name == MANIFEST_PREFIX) {
+            return Err(ConfigError::new(
+                "VARIANTS",
+                format!("variant name `{MANIFEST_PREFIX}` is where each upload's manifest is written; choose another"),
+            ));
+        }
         Ok(PipelineConfig {
             variants,
             jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
@@ -192,6 +199,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.pipeline.webp_quality, Some(75));
+    }
+
+    #[test]
+    fn no_variant_may_take_the_manifests_prefix() {
+        let e = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "out"),
+            ("VARIANTS", "thumbnail:150,manifest:300"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, "VARIANTS");
+        assert!(e.to_string().contains("manifest"), "{e}");
     }
 
     #[test]
