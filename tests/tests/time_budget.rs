@@ -5,18 +5,24 @@
 //! for redelivery). Every number here is read from `template.yaml` or from the code's constants.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use adapters::config::AwsSettings;
 use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::ports::{UserPage, UserStore};
+use domain::order::{Order, Reservation};
+use domain::ports::{OrderStore, UserPage, UserStore};
+use domain::testing::{
+    InMemoryOrderStore, RecordingDeadLetters, RecordingNotifier, RecordingPaymentQueue,
+};
 use domain::user::User;
 use domain::{Deadline, PortError};
 use integration_tests as h;
 use integration_tests::fault_proxy::{Fault, FaultProxy};
 use integration_tests::fixtures::api_event;
 use lambda_http::Body;
+use order_processor::Processor;
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
 use time::OffsetDateTime;
@@ -280,9 +286,36 @@ fn failed(response: &SqsBatchResponse) -> BTreeSet<String> {
         .collect()
 }
 
-/// Ten copies of one order run in series; with every call hung, each takes the deployed operation
-/// timeout, far past the function timeout. The batch answers before its deadline and reports every
-/// copy; once the dependency is back, the redelivered copies apply the order exactly once.
+/// An order store whose every call answers only just inside the deployed operation timeout.
+struct SlowOrders<S> {
+    inner: S,
+    delay: Duration,
+}
+
+impl<S: OrderStore> OrderStore for SlowOrders<S> {
+    async fn reserve(&self, order: &Order) -> Result<Reservation, PortError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.reserve(order).await
+    }
+    async fn record(&self, order: &Order) -> Result<bool, PortError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.record(order).await
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, PortError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.get(order_id).await
+    }
+    async fn mark_done(&self, order_id: &str, paid: bool, notified: bool) -> Result<(), PortError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.mark_done(order_id, paid, notified).await
+    }
+}
+
+/// A batch of copies of one order (they run in series) whose store calls each take the deployed
+/// operation timeout outlasts the function timeout: the batch answers before its deadline, the
+/// copies it finished acknowledged and every other one reported; redelivered once the store is
+/// quick again, the order is applied exactly once. Through the fault proxy, with the deployed SDK
+/// settings.
 #[tokio::test]
 async fn order_processor_reports_every_unfinished_message_before_the_deadline() {
     let t = template();
@@ -297,38 +330,154 @@ async fn order_processor_reports_every_unfinished_message_before_the_deadline() 
     store.set_stock(&product, 100).await.expect("stock");
     let proxy = FaultProxy::start(&h::emulator().endpoint).await;
     let through = h::sdk_config_for(&proxy.endpoint, &sdk).await;
-    let processor = stack.processor(&through);
+    let quick = stack.processor(&through);
+    let slow = Processor::new(
+        SlowOrders {
+            inner: stack.store(&through),
+            delay: sdk.operation_timeout - Duration::from_millis(100),
+        },
+        quick.payments.clone(),
+        quick.notifier.clone(),
+        quick.dead_letters.clone(),
+    );
     let order_id = h::unique("o");
     let body = json!({"order_id": order_id, "user_id": "u-1", "items": [{"product_id": product, "quantity": 1}], "total_amount": "5.00"}).to_string();
     let mut event = SqsEvent::default();
-    for i in 0..batch_size {
+    let ids: Vec<String> = (0..batch_size).map(|i| format!("m-{i}")).collect();
+    for id in &ids {
         let mut record = SqsMessage::default();
-        record.message_id = Some(format!("m-{i}"));
+        record.message_id = Some(id.clone());
         record.body = Some(body.clone());
         event.records.push(record);
     }
-    let every: BTreeSet<String> = (0..batch_size).map(|i| format!("m-{i}")).collect();
 
-    proxy.set(Fault::Hang);
     let started = Instant::now();
     let deadline = Deadline::after(OffsetDateTime::now_utc(), timeout);
-    let response = processor
-        .process_batch_by(event.clone(), Some(deadline))
-        .await;
+    let response = slow.process_batch_by(event.clone(), Some(deadline)).await;
     let took = started.elapsed();
     assert!(
         took < timeout,
         "answered after the {timeout:?} deadline: {took:?}"
     );
-    assert_eq!(failed(&response), every);
+    // Copies run in order: the reported ones are every copy from the first unfinished one on.
+    let reported = failed(&response);
+    let first = ids
+        .iter()
+        .position(|id| reported.contains(id))
+        .expect("some copies reported");
+    assert_eq!(
+        reported,
+        ids[first..].iter().cloned().collect::<BTreeSet<_>>()
+    );
+    assert!(
+        first >= 1,
+        "the first copy fits the budget and is acknowledged"
+    );
 
-    proxy.set(Fault::None);
     let deadline = Deadline::after(OffsetDateTime::now_utc(), timeout);
-    let response = processor.process_batch_by(event, Some(deadline)).await;
+    let response = quick.process_batch_by(event, Some(deadline)).await;
     assert!(failed(&response).is_empty(), "{response:?}");
     assert_eq!(
         store.stock(&product).await.expect("stock"),
         Some(99),
         "applied exactly once"
     );
+}
+
+/// The simulated wall clock of `order_processor_starts_no_message_once_the_budget_is_spent`.
+static SIMULATED_MS: AtomicI64 = AtomicI64::new(1_700_000_000_000);
+
+fn simulated_now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(SIMULATED_MS.load(Ordering::SeqCst)) * 1_000_000,
+    )
+    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// An order store where every call takes `step` of simulated time, counting reservations.
+struct Ticking {
+    inner: InMemoryOrderStore,
+    step: Duration,
+    reservations: AtomicUsize,
+}
+
+impl Ticking {
+    fn tick(&self) {
+        SIMULATED_MS.fetch_add(self.step.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl OrderStore for Ticking {
+    async fn reserve(&self, order: &Order) -> Result<Reservation, PortError> {
+        self.reservations.fetch_add(1, Ordering::SeqCst);
+        self.tick();
+        self.inner.reserve(order).await
+    }
+    async fn record(&self, order: &Order) -> Result<bool, PortError> {
+        self.tick();
+        self.inner.record(order).await
+    }
+    async fn get(&self, order_id: &str) -> Result<Option<Order>, PortError> {
+        self.tick();
+        self.inner.get(order_id).await
+    }
+    async fn mark_done(&self, order_id: &str, paid: bool, notified: bool) -> Result<(), PortError> {
+        self.tick();
+        self.inner.mark_done(order_id, paid, notified).await
+    }
+}
+
+/// With a simulated clock: a batch of `BatchSize` copies of one order whose store calls each take
+/// the deployed operation timeout, against a deadline of the deployed `Timeout`. No copy starts
+/// once the budget is spent, and every copy that did not start is reported for redelivery.
+#[tokio::test]
+async fn order_processor_starts_no_message_once_the_budget_is_spent() {
+    let t = template();
+    let sdk = deployed_sdk_settings(&t);
+    let f = function(&t, "order-processor");
+    let timeout = timeout_of(f);
+    let (batch_size, _) = sqs_source(&t, f);
+    let store = Ticking {
+        inner: InMemoryOrderStore::default(),
+        step: worst_call(&sdk),
+        reservations: AtomicUsize::new(0),
+    };
+    store.inner.set_stock("widget", 100);
+    let mut processor = Processor::new(
+        store,
+        RecordingPaymentQueue::default(),
+        RecordingNotifier::default(),
+        RecordingDeadLetters::default(),
+    );
+    processor.clock = simulated_now;
+    let body = json!({"order_id": "o-1", "user_id": "u-1", "items": [{"product_id": "widget", "quantity": 1}], "total_amount": "5.00"}).to_string();
+    let mut event = SqsEvent::default();
+    let ids: Vec<String> = (0..batch_size).map(|i| format!("m-{i}")).collect();
+    for id in &ids {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.clone());
+        record.body = Some(body.clone());
+        event.records.push(record);
+    }
+    let start = simulated_now();
+    let deadline = Deadline::after(start, timeout);
+    let response = processor.process_batch_by(event, Some(deadline)).await;
+
+    let budget = timeout - order_processor::REPORT_RESERVE;
+    let started = processor.orders.reservations.load(Ordering::SeqCst);
+    assert!(
+        started >= 1 && started < ids.len(),
+        "{started} copies started"
+    );
+    // Each copy takes two store calls (the first: reserve, record what was sent; the others:
+    // reserve, read the existing order): a copy starts at each multiple of that inside the budget.
+    let per_copy = worst_call(&sdk) * 2;
+    let expected = budget.as_millis().div_ceil(per_copy.as_millis()) as usize;
+    assert_eq!(started, expected.min(ids.len()));
+    assert_eq!(
+        failed(&response),
+        ids[started..].iter().cloned().collect::<BTreeSet<_>>(),
+        "every copy not started is reported"
+    );
+    assert_eq!(processor.orders.inner.stock("widget"), Some(99));
 }
