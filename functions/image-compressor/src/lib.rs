@@ -8,6 +8,7 @@
 pub mod config;
 pub mod event;
 mod jpeg;
+pub mod memory_budget;
 pub mod pipeline;
 mod webp;
 
