@@ -36,8 +36,9 @@ pub const ALLOCATOR_SLACK_DIVISOR: u64 = 16;
 const FIXED_BYTES: u64 = 8 << 20;
 
 /// What the listed buffers leave out grows with them (row buffers, allocator rounding, a library's
-/// smaller arrays): 1/16 is added to their peak. Against the peak RSS of a child process (whose own
-/// few MiB are in it), the estimate came out 2% to 5% above on the corpus's largest files.
+/// smaller arrays): 1/16 is added to their peak. Without it, the estimate for the corpus's four
+/// largest files was up to 2% below the peak RSS of a child process processing them (its own 6-7
+/// MiB included); with it, 4% to 6% above.
 const PROPORTIONAL_MARGIN_DIVISOR: u64 = 16;
 
 /// The bytes one image may use at its peak in a function of `function_memory_mb` MB (Lambda's MB
