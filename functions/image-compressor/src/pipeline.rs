@@ -406,9 +406,13 @@ fn decode_generic(
         // Whatever the TIFF decoder needs beyond its own picture (a strip's or a tile's samples)
         // must fit in what the budget has left.
         limits.max_alloc = Some(
-            config
-                .max_decode_bytes
-                .min(private.saturating_add(peak.headroom(work.budget))),
+            config.max_decode_bytes.min(
+                // The decoder's picture as the `image` crate counts it (a 1-bit picture as
+                // 8-bit), and what is left.
+                private
+                    .max(decoded.bytes())
+                    .saturating_add(peak.headroom(work.budget)),
+            ),
         );
         decoder
             .set_limits(limits)

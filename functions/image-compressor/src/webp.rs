@@ -87,14 +87,12 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
         // The three planes at full size; each resized (the resizer's scratch is the full width by
         // the target height) with its result alive; the RGB picture from the three results.
         let target_pixels = u64::from(target.0) * u64::from(target.1);
+        let planes = full_pixels
+            + 2 * u64::from(full_width.div_ceil(2)) * u64::from(full_height.div_ceil(2));
+        let resizing = u64::from(full_width) * u64::from(target.1) + 3 * target_pixels;
         let mut peak = Peak::new(bytes.len());
-        peak.alloc(
-            full_pixels
-                + 2 * u64::from(full_width.div_ceil(2)) * u64::from(full_height.div_ceil(2)),
-        );
-        peak.alloc(u64::from(full_width) * u64::from(target.1) + 3 * target_pixels);
-        peak.alloc(3 * target_pixels)
-            .free(full_pixels * 3 + 3 * target_pixels);
+        peak.alloc(planes).alloc(resizing);
+        peak.alloc(3 * target_pixels).free(planes + resizing);
         let decoded = Shape::rgb8(target.0, target.1);
         if turned {
             peak.transient(decoded.bytes());
