@@ -2,6 +2,7 @@
 //! `compress` example, tests and benchmarks.
 //!
 //! Order of work: detect the format from the bytes; read only the header and refuse too many pixels
+//! (the screen's and every frame's) and an estimated peak over the memory budget (`memory_budget`)
 //! before any pixel buffer exists; decode under an allocation limit (JPEGs reduced while decoding to
 //! no less than the largest variant needs, lossy WebPs resampled straight to it); reject truncated and damaged files; apply the EXIF
 //! orientation; flatten alpha onto the background; resize with a SIMD Lanczos filter, each variant
