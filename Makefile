@@ -143,6 +143,15 @@ TRACING_BASELINE ?= 728f525
 FUZZ_SECS    ?= 60
 FUZZ_TARGETS ?= s3_event image_pipeline api_request order_message
 CARGO_FUZZ   := .tools/bin/cargo-fuzz
+# Each target runs under the deployed memory of the function whose input it takes (its MemorySize
+# in template.yaml, MB): libFuzzer reports an input that takes the process's RSS, or one allocation,
+# past it. ASan's quarantine of freed memory is kept small so it does not count as the code's.
+FUZZ_FUNCTION_s3_event       := ImageCompressorFunction
+FUZZ_FUNCTION_image_pipeline := ImageCompressorFunction
+FUZZ_FUNCTION_api_request    := UserApiFunction
+FUZZ_FUNCTION_order_message  := OrderProcessorFunction
+rparen := )
+memory_size_of = $(shell awk '/^  $(1):/ { f = 1; next } f && /^  [A-Za-z]/ { exit } f && $$1 == "MemorySize:" { print $$2; exit }' template.yaml)
 
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --version 0.13.2 --locked --root .tools
@@ -152,10 +161,13 @@ fuzz: $(CARGO_FUZZ) ## libFuzzer on each target for FUZZ_SECS s (nightly + cargo
 	@mkdir -p $(addprefix fuzz/corpus/,$(FUZZ_TARGETS) image_pipeline s3_event)
 	@find functions/image-compressor/testdata -type f -size -64k ! -name '*.md' ! -name '*.py' -exec cp {} fuzz/corpus/image_pipeline/ \;
 	@cp events/image-compressor/*.json fuzz/corpus/s3_event/
+	@$(foreach g,$(FUZZ_TARGETS),test -n "$(call memory_size_of,$(FUZZ_FUNCTION_$(g)))" || { echo "fuzz: no MemorySize for $(g) in template.yaml"; exit 1; };)
 	@for t in $(FUZZ_TARGETS); do \
-	  echo "==> fuzzing $$t for $(FUZZ_SECS) s"; \
+	  case $$t in $(foreach g,$(FUZZ_TARGETS),$(g)$(rparen) mb=$(call memory_size_of,$(FUZZ_FUNCTION_$(g)));;) esac; \
+	  echo "==> fuzzing $$t for $(FUZZ_SECS) s under $$mb MB"; \
+	  AWS_LAMBDA_FUNCTION_MEMORY_SIZE=$$mb ASAN_OPTIONS=quarantine_size_mb=16 \
 	  PATH="$(CURDIR)/.tools/bin:$$PATH" cargo +nightly fuzz run -O $$t fuzz/corpus/$$t fuzz/regressions/$$t -- \
-	    -max_total_time=$(FUZZ_SECS) -rss_limit_mb=3072 -timeout=20 -print_final_stats=1 2>&1 \
+	    -max_total_time=$(FUZZ_SECS) -rss_limit_mb=$$mb -malloc_limit_mb=$$mb -timeout=20 -print_final_stats=1 2>&1 \
 	    | grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|.*panicked|Done )' || true; \
 	  test -z "$$(ls fuzz/artifacts/$$t 2>/dev/null | grep -v '^slow-unit-')" || { echo "fuzz: $$t found a crash: fuzz/artifacts/$$t/"; exit 1; }; \
 	  ls fuzz/artifacts/$$t 2>/dev/null | grep '^slow-unit-' | sed "s|^|fuzz: $$t: an input over 10 s (libFuzzer's slow unit, not a failure): fuzz/artifacts/$$t/|" || true; \

@@ -208,11 +208,13 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
     env.names_read()
 }
 
-/// Set by Lambda itself, from the template's `LoggingConfig` and `Tracing` (checked below).
-const SET_BY_LAMBDA: [&str; 3] = [
+/// Set by Lambda itself, from the template's `LoggingConfig`, `Tracing` (checked below) and
+/// `MemorySize` (explicit on every function: `async_and_queue_fed_functions_have_...`).
+const SET_BY_LAMBDA: [&str; 4] = [
     "AWS_LAMBDA_LOG_FORMAT",
     "AWS_LAMBDA_LOG_LEVEL",
     "AWS_XRAY_DAEMON_ADDRESS",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
 ];
 
 /// Read by the code with a documented default, deliberately not set by the template.

@@ -21,6 +21,7 @@ pub mod config;
 pub mod event;
 mod jpeg;
 pub mod manifest;
+pub mod memory_budget;
 pub mod pipeline;
 mod webp;
 

@@ -27,6 +27,9 @@ fn settings() -> Settings {
             max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],
+            memory_budget: image_compressor::memory_budget::image_budget(
+                image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
+            ),
         },
     }
 }
@@ -170,6 +173,15 @@ async fn every_bad_file_is_skipped_with_its_reason_and_no_output() {
         ("png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         ("jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
         ("video-001-truncated-with-eoi.jpeg", "TRUNCATED"),
+        (
+            "tiff-deflate-8184x8184-rgba16.tif",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        (
+            "webp-animated-9000x9000-lossless.webp",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        ("gif-1x1-screen-23000x23000-frame.gif", "TOO_MANY_PIXELS"),
     ];
     for (file, reason) in files {
         c.store.insert(SOURCE, file, image(&format!("bad/{file}")));
