@@ -19,8 +19,8 @@ FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint watch invoke \
-        demo local-up local-down deploy-local bench deploy fuzz chaos clean
+.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+        demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -60,21 +60,30 @@ build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig),
 	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
 	done
 
-test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, API contract, template checks
+test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, edge function (node), API contract, template checks, Python tools
 	timeout 25m cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+	node --test --test-reporter=spec functions/image-compressor/edge/
 	timeout 10m $(PY) tools/api_contract.py
+	timeout 5m $(PY) -m unittest discover -s tools/tests 2>&1 | tee target/python-test-output.txt
 	@awk '/^test result:/ { for (i=1;i<=NF;i++) { if ($$(i)~/passed/) p+=$$(i-1); if ($$(i)~/failed/) f+=$$(i-1); if ($$(i)~/ignored/) s+=$$(i-1) } } \
-	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
+	  /^Ran [0-9]+ tests? in / { p+=$$2 } \
+	  END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt target/python-test-output.txt
 
-lint: setup ## fmt check, clippy -D warnings, template lint
+lint: setup ## fmt check, clippy -D warnings, template lint, CI workflows and their deploy role
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory template-lint
+	@$(MAKE) --no-print-directory ci-lint
 
 template-lint: setup ## cfn-lint (with serverless rules) and checkov on template.yaml
 	cfn-lint template.yaml
 	checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template template.yaml
+
+ci-lint: setup ## actionlint on .github/workflows; cfn-lint and checkov on deploy/github-oidc.yaml
+	actionlint -no-color
+	cfn-lint deploy/github-oidc.yaml
+	checkov -f deploy/github-oidc.yaml --framework cloudformation --compact --quiet --skip-download
 
 watch: setup ## cargo lambda watch with the local stack's settings (.local/env)
 	@test -f .local/env || { echo "no .local/env: run 'make local-up' first"; exit 1; }
@@ -116,6 +125,9 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
 
+bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
+	$(PY) bench/aws_bench.py --config-env $${ENV:-default} $(BENCH_AWS_ARGS)
+
 bench-corpus: setup $(BENCH_STAMP) ## The image pipeline per class of upload (bench/corpus), each engine and CORPUS_BASELINE (a git rev) in one run
 	@$(NASM)
 	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
@@ -131,6 +143,15 @@ TRACING_BASELINE ?= 728f525
 FUZZ_SECS    ?= 60
 FUZZ_TARGETS ?= s3_event image_pipeline api_request order_message
 CARGO_FUZZ   := .tools/bin/cargo-fuzz
+# Each target runs under the deployed memory of the function whose input it takes (its MemorySize
+# in template.yaml, MB): libFuzzer reports an input that takes the process's RSS, or one allocation,
+# past it. ASan's quarantine of freed memory is kept small so it does not count as the code's.
+FUZZ_FUNCTION_s3_event       := ImageCompressorFunction
+FUZZ_FUNCTION_image_pipeline := ImageCompressorFunction
+FUZZ_FUNCTION_api_request    := UserApiFunction
+FUZZ_FUNCTION_order_message  := OrderProcessorFunction
+rparen := )
+memory_size_of = $(shell awk '/^  $(1):/ { f = 1; next } f && /^  [A-Za-z]/ { exit } f && $$1 == "MemorySize:" { print $$2; exit }' template.yaml)
 
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --version 0.13.2 --locked --root .tools
@@ -140,10 +161,13 @@ fuzz: $(CARGO_FUZZ) ## libFuzzer on each target for FUZZ_SECS s (nightly + cargo
 	@mkdir -p $(addprefix fuzz/corpus/,$(FUZZ_TARGETS) image_pipeline s3_event)
 	@find functions/image-compressor/testdata -type f -size -64k ! -name '*.md' ! -name '*.py' -exec cp {} fuzz/corpus/image_pipeline/ \;
 	@cp events/image-compressor/*.json fuzz/corpus/s3_event/
+	@$(foreach g,$(FUZZ_TARGETS),test -n "$(call memory_size_of,$(FUZZ_FUNCTION_$(g)))" || { echo "fuzz: no MemorySize for $(g) in template.yaml"; exit 1; };)
 	@for t in $(FUZZ_TARGETS); do \
-	  echo "==> fuzzing $$t for $(FUZZ_SECS) s"; \
+	  case $$t in $(foreach g,$(FUZZ_TARGETS),$(g)$(rparen) mb=$(call memory_size_of,$(FUZZ_FUNCTION_$(g)));;) esac; \
+	  echo "==> fuzzing $$t for $(FUZZ_SECS) s under $$mb MB"; \
+	  AWS_LAMBDA_FUNCTION_MEMORY_SIZE=$$mb ASAN_OPTIONS=quarantine_size_mb=16 \
 	  PATH="$(CURDIR)/.tools/bin:$$PATH" cargo +nightly fuzz run -O $$t fuzz/corpus/$$t fuzz/regressions/$$t -- \
-	    -max_total_time=$(FUZZ_SECS) -rss_limit_mb=3072 -timeout=20 -print_final_stats=1 2>&1 \
+	    -max_total_time=$(FUZZ_SECS) -rss_limit_mb=$$mb -malloc_limit_mb=$$mb -timeout=20 -print_final_stats=1 2>&1 \
 	    | grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|.*panicked|Done )' || true; \
 	  test -z "$$(ls fuzz/artifacts/$$t 2>/dev/null | grep -v '^slow-unit-')" || { echo "fuzz: $$t found a crash: fuzz/artifacts/$$t/"; exit 1; }; \
 	  ls fuzz/artifacts/$$t 2>/dev/null | grep '^slow-unit-' | sed "s|^|fuzz: $$t: an input over 10 s (libFuzzer's slow unit, not a failure): fuzz/artifacts/$$t/|" || true; \

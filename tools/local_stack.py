@@ -18,7 +18,9 @@ environment (get_function_configuration), which `cargo lambda watch` runs the fu
 The emulator cannot run provided.al2023 code (no container runtime), so the deployed code is not
 run: `--build` deploys `sam build`'s output, as `make deploy-local` does; otherwise each function is
 deployed with a stand-in bootstrap, which keeps a deploy to seconds. Resource types moto cannot
-create are left out of the stack and listed (`skipped`); tests pin that list.
+create are left out of the stack and listed (`skipped`); tests pin that list. An output that reads
+an attribute (Fn::GetAtt) of such a resource makes moto's CloudFormation fail the whole stack, so
+those outputs are left out of the deployed template too and listed (`outputs_left_out`).
 """
 import argparse
 import copy
@@ -159,6 +161,38 @@ def translate(template, parameters):
     return transform(copy.deepcopy(template), dict(parameters), NoManagedPolicyNames())
 
 
+# Resource types moto leaves out whose attributes the template's outputs read.
+LEFT_OUT_WITH_ATTRIBUTES_READ = {"AWS::CloudFront::Distribution"}
+
+
+def drop_outputs_of_left_out(translated):
+    """Removes (and names) the outputs that read an attribute of a resource the emulator leaves out."""
+    left_out = {logical for logical, r in translated["Resources"].items()
+                if r["Type"] in LEFT_OUT_WITH_ATTRIBUTES_READ}
+
+    def reads_left_out(value):
+        if isinstance(value, dict):
+            get_att = value.get("Fn::GetAtt")
+            if isinstance(get_att, list) and get_att and get_att[0] in left_out:
+                return True
+            if isinstance(get_att, str) and get_att.split(".")[0] in left_out:
+                return True
+            sub = value.get("Fn::Sub")
+            text = sub[0] if isinstance(sub, list) and sub else sub
+            if isinstance(text, str) and any("${" + name + "." in text for name in left_out):
+                return True
+            return any(reads_left_out(v) for v in value.values())
+        if isinstance(value, list):
+            return any(reads_left_out(v) for v in value)
+        return False
+
+    outputs = translated.get("Outputs", {})
+    dropped = sorted(name for name, output in outputs.items() if reads_left_out(output.get("Value")))
+    for name in dropped:
+        del outputs[name]
+    return dropped
+
+
 def stack_dir(stack_name):
     """Where a deploy keeps its templates (the stand-in code, packaged, translated)."""
     return ROOT / "target" / "stacks" / stack_name
@@ -191,6 +225,7 @@ def deploy(endpoint, stack_name, built=False, overrides=None, echo=False):
     parameters = parse_overrides(samconfig("deploy").get("parameter_overrides"))
     parameters.update(overrides or {})
     translated = translate(load_template(packaged), parameters)
+    outputs_left_out = drop_outputs_of_left_out(translated)
     translated_file = work / "translated.json"
     translated_file.write_text(json.dumps(translated, indent=1))
     output = sam(["deploy", *config, "--template-file", str(translated_file), "--stack-name", stack_name,
@@ -198,6 +233,7 @@ def deploy(endpoint, stack_name, built=False, overrides=None, echo=False):
                  endpoint, echo)
     summary = read_stack(endpoint, stack_name, translated)
     summary["changed"] = "No changes to deploy" not in output
+    summary["outputs_left_out"] = outputs_left_out
     return summary
 
 
@@ -349,6 +385,9 @@ def show(summary):
     print("local-up: resource types the emulator cannot create, left out of the local stack:")
     for kind in summary["skipped"]:
         print(f"  {kind}")
+    if summary.get("outputs_left_out"):
+        print("local-up: outputs that read a left-out resource, left out too: "
+              + ", ".join(summary["outputs_left_out"]))
     print(f"local-up: each function's deployed environment written to {(LOCAL / 'env').relative_to(ROOT)}")
 
 

@@ -17,7 +17,7 @@ thousand orders then runs in minutes, not hours.
 
 The emulator's CloudFormation is made to do what CloudFormation does where the suite's stack needs
 it and moto 5.2 falls short (`add_missing_cloudformation`): the resource types `AWS::Lambda::Alias`,
-`AWS::SecretsManager::Secret` and single-metric `AWS::CloudWatch::Alarm`; a version's `Version`
+`AWS::SecretsManager::Secret` and `AWS::CloudWatch::Alarm` (one metric or metric math); a version's `Version`
 attribute; the `.fifo` suffix on a FIFO queue's generated name; outputs after a change set; and
 an update that keeps parameters (UsePreviousValue) being seen as no change. What else moto cannot
 create is left out of the stack with a warning; `local_stack.py deploy` lists those types.
@@ -157,7 +157,7 @@ def add_missing_cloudformation() -> None:
     import string
 
     from moto.awslambda.models import LambdaVersion, lambda_backends
-    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend, Stack
     from moto.core.common_models import CloudFormationModel
@@ -264,8 +264,31 @@ def add_missing_cloudformation() -> None:
             backend = secretsmanager_backends[account_id][region_name]
             backend.delete_secret(resource_name, recovery_window_in_days=None, force_delete_without_recovery=True)
 
+    def metric_queries(metrics):
+        """An alarm's `Metrics` (metric math) as PutMetricAlarm takes them; None for one metric."""
+        if not metrics:
+            return None
+        queries = []
+        for m in metrics:
+            stat = m.get("MetricStat")
+            metric_stat = None
+            if stat:
+                metric = stat["Metric"]
+                metric_stat = MetricStat(
+                    metric=Metric(
+                        metric_name=metric["MetricName"], namespace=metric.get("Namespace"),
+                        dimensions=[Dimension(d["Name"], d.get("Value", "")) for d in metric.get("Dimensions", [])],
+                    ),
+                    period=stat.get("Period"), stat=stat.get("Stat"), unit=stat.get("Unit"),
+                )
+            queries.append(MetricDataQuery(
+                query_id=m["Id"], label=m.get("Label"), period=m.get("Period"),
+                return_data=m.get("ReturnData", True), expression=m.get("Expression"), metric_stat=metric_stat,
+            ))
+        return queries
+
     class StackAlarm(CloudFormationModel):
-        """AWS::CloudWatch::Alarm (single metric): Ref is the name, `Arn` the ARN."""
+        """AWS::CloudWatch::Alarm (one metric or metric math): Ref is the name, `Arn` the ARN."""
 
         __module__ = "moto.cloudwatch.stack_alarm"
 
@@ -304,6 +327,8 @@ def add_missing_cloudformation() -> None:
                 dimensions=[{"Name": d["Name"], "Value": d.get("Value", "")} for d in p.get("Dimensions", [])],
                 alarm_actions=p.get("AlarmActions", []),
                 ok_actions=p.get("OKActions", []), treat_missing_data=p.get("TreatMissingData"),
+                metric_data_queries=metric_queries(p.get("Metrics")),
+                datapoints_to_alarm=int(p["DatapointsToAlarm"]) if "DatapointsToAlarm" in p else None,
             )
             return cls(alarm)
 

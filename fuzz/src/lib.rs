@@ -48,7 +48,8 @@ pub fn s3_event(data: &[u8]) {
     }
 }
 
-/// The production limits (100 MP, 512 MiB of decoder allocations) with two small variants.
+/// The production limits (100 MP, 512 MiB of decoder allocations, the function's memory budget)
+/// with two small variants.
 pub fn pipeline_config() -> PipelineConfig {
     PipelineConfig {
         variants: vec![
@@ -68,6 +69,14 @@ pub fn pipeline_config() -> PipelineConfig {
         max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],
+        // The function's memory as `make fuzz` passes it from template.yaml (the limit libFuzzer
+        // holds the process to), else the default.
+        memory_budget: image_compressor::memory_budget::image_budget(
+            std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .ok()
+                .and_then(|mb| mb.parse().ok())
+                .unwrap_or(image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB),
+        ),
     }
 }
 

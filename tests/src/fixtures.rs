@@ -79,6 +79,9 @@ pub fn compressor_settings(destination: &str) -> image_compressor::Settings {
             max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],
+            memory_budget: image_compressor::memory_budget::image_budget(
+                image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
+            ),
         },
     }
 }

@@ -86,7 +86,11 @@ async fn upload_notification_variants_then_nothing_new() {
         .filter_map(|o| o.key().map(str::to_string))
         .collect();
     stored.sort();
-    assert_eq!(stored.len(), 8);
+    assert_eq!(
+        stored.len(),
+        2 * (4 + 1),
+        "four variants and a manifest each"
+    );
     assert!(
         stored.iter().all(|k| !k.contains("broken")),
         "no output for the corrupt upload"
@@ -126,6 +130,56 @@ async fn upload_notification_variants_then_nothing_new() {
     );
     let decoded = image::load_from_memory(&jpeg).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (800, 1200));
+
+    // The manifest names the current source and lists objects that exist with its sizes.
+    let source_etag = s3
+        .head_object()
+        .bucket(&source)
+        .key(keys[0])
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .map(str::to_string);
+    let manifest = s3
+        .get_object()
+        .bucket(&destination)
+        .key("manifest/photos/été 2024/rotated+gps.jpg.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.content_type(), Some("application/json"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["source"]["etag"].as_str(), source_etag.as_deref());
+    // The 1920 × 1280 file shown upright (EXIF orientation 6).
+    assert_eq!(
+        (&manifest["source"]["width"], &manifest["source"]["height"]),
+        (&serde_json::json!(1280), &serde_json::json!(1920))
+    );
+    let images = manifest["formats"][0]["images"].as_array().unwrap();
+    assert_eq!(images.len(), 4);
+    for img in images {
+        let src = img["src"].as_str().unwrap();
+        let key = percent_decode(src.trim_start_matches('/'));
+        let head = s3
+            .head_object()
+            .bucket(&destination)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), img["bytes"].as_i64(), "{key}");
+        assert_eq!(
+            head.metadata().unwrap()["width"],
+            img["width"].to_string(),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        manifest["fallback"]["src"],
+        "/large/photos/%C3%A9t%C3%A9%202024/rotated%2Bgps.jpg.jpg"
+    );
 
     // The same event again (an S3 retry or duplicate delivery) writes nothing.
     let again = compressor.handle(event).await.unwrap();
@@ -252,6 +306,10 @@ async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
             );
         }
     }
+    // The manifest left last is B's too, whichever invocation wrote one first.
+    let manifest = manifest_at(&s3, &destination, &key).await;
+    assert_eq!(manifest["source"]["etag"], b_etag.as_str());
+    assert_eq!(manifest["source"]["width"], 1920);
 
     // A key of 220 CJK characters, and one of S3's 1024-byte limit.
     for key in [
@@ -274,5 +332,37 @@ async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
         assert_eq!(meta["source-etag"], etag);
         let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(size <= 2048, "{size} bytes of metadata");
+        let manifest = manifest_at(&s3, &destination, &key).await;
+        assert_eq!(manifest["source"]["etag"], etag.as_str());
+        assert_eq!(manifest["source"]["key"], key.as_str());
     }
+}
+
+/// The manifest of `source_key`, parsed.
+async fn manifest_at(s3: &aws_sdk_s3::Client, bucket: &str, source_key: &str) -> serde_json::Value {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(image_compressor::manifest::manifest_key(source_key))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+}
+
+/// The key a manifest's URL path names.
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&path[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
 }

@@ -341,7 +341,11 @@ async fn an_upload_is_a_span_naming_its_key_and_outcome_with_its_s3_calls_below(
             .count()
     };
     assert_eq!(below(written, "GetObject"), 1, "{documents:#?}");
-    assert_eq!(below(written, "PutObject"), 4, "one write per variant");
+    assert_eq!(
+        below(written, "PutObject"),
+        4 + 1,
+        "one write per variant, then the manifest"
+    );
     assert_eq!(below(skipped, "GetObject"), 1);
     assert_eq!(below(skipped, "PutObject"), 0);
     assert!(documents.iter().all(|d| d["trace_id"] == root.as_str()));

@@ -3,7 +3,8 @@
 //!     cargo run --release -p image-compressor --example compress -- <in-dir> <out-dir>
 //!
 //! Reads the function's settings (`VARIANTS`, `JPEG_QUALITY`, `JPEG_OPTIMIZE`, `WEBP_QUALITY`,
-//! `MAX_PIXELS`, `MAX_DECODE_BYTES`, `MAX_OBJECT_BYTES`, `BACKGROUND_COLOR`). Writes
+//! `MAX_PIXELS`, `MAX_DECODE_BYTES`, `MAX_OBJECT_BYTES`, `BACKGROUND_COLOR`, and
+//! `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` for the memory budget). Writes
 //! `<out-dir>/<variant>/<name>.jpg` (and `.webp` with `WEBP_QUALITY`); nothing for a file that
 //! fails. Exits 0 when every file was processed (bad files included, reported with `ok: false`).
 

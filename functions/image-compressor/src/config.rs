@@ -3,6 +3,8 @@
 use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
+use crate::manifest::MANIFEST_PREFIX;
+use crate::memory_budget::{image_budget, DEFAULT_FUNCTION_MEMORY_MB};
 use crate::pipeline::{Optimize, PipelineConfig};
 use crate::Settings;
 
@@ -75,6 +77,12 @@ impl PipelineConfig {
                 .unwrap_or_else(|| DEFAULT_VARIANTS.into()),
         )
         .map_err(|e| ConfigError::new("VARIANTS", e))?;
+        if variants.iter().any(|v| v.name == MANIFEST_PREFIX) {
+            return Err(ConfigError::new(
+                "VARIANTS",
+                format!("variant name `{MANIFEST_PREFIX}` is where each upload's manifest is written; choose another"),
+            ));
+        }
         Ok(PipelineConfig {
             variants,
             jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
@@ -107,6 +115,12 @@ impl PipelineConfig {
                 Some(raw) => parse_color("BACKGROUND_COLOR", &raw)?,
                 None => [255, 255, 255],
             },
+            // Lambda sets it from `MemorySize` (128 to 10240 MB).
+            memory_budget: image_budget(env.number_in(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                DEFAULT_FUNCTION_MEMORY_MB,
+                128..=10_240,
+            )?),
         })
     }
 }
@@ -162,7 +176,18 @@ mod tests {
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
         assert_eq!(c.settings.cache_control, DEFAULT_CACHE_CONTROL);
+        assert_eq!(
+            c.settings.pipeline.memory_budget,
+            image_budget(DEFAULT_FUNCTION_MEMORY_MB)
+        );
+        let c = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "out"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"),
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.pipeline.memory_budget, image_budget(2048));
         for (name, value) in [
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "64"),
             ("VARIANTS", "small"),
             ("JPEG_QUALITY", "0"),
             ("MAX_PIXELS", "lots"),
@@ -192,6 +217,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.pipeline.webp_quality, Some(75));
+    }
+
+    #[test]
+    fn no_variant_may_take_the_manifests_prefix() {
+        let e = Config::from_env(&Env::from_pairs(&[
+            ("DESTINATION_BUCKET", "out"),
+            ("VARIANTS", "thumbnail:150,manifest:300"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.name, "VARIANTS");
+        assert!(e.to_string().contains("manifest"), "{e}");
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub fn metadata_value(value: &str) -> String {
 }
 
 /// What a variant says about itself and its source, in user metadata: `original-size`,
-/// `compressed-size`, `width`, `height`, `source-etag` (which version of the source its pixels come
+/// `compressed-size`, `width`, `height`, `source-width` and `source-height` (the source's display
+/// size, for the manifest), `source-etag` (which version of the source its pixels come
 /// from, for idempotency) and `source-key` (percent-encoded). A source key too long for S3's 2 KB of
 /// metadata (about 220 CJK characters, each 9 bytes once encoded) is given as `source-key-sha256`
 /// instead, the hex SHA-256 of its UTF-8 bytes; the variant's own key names the source anyway.
@@ -102,8 +103,11 @@ pub fn variant_metadata(
     compressed_size: usize,
     width: u32,
     height: u32,
+    source_dimensions: (u32, u32),
 ) -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::from([
+        ("source-width".to_string(), source_dimensions.0.to_string()),
+        ("source-height".to_string(), source_dimensions.1.to_string()),
         ("original-size".to_string(), original_size.to_string()),
         ("compressed-size".to_string(), compressed_size.to_string()),
         ("source-etag".to_string(), metadata_value(source_etag)),
@@ -193,11 +197,27 @@ mod tests {
 
     #[test]
     fn a_source_key_too_long_for_the_metadata_is_given_by_its_hash() {
-        let short = variant_metadata("photos/été.jpg", "\"abc\"", 1000, 100, 150, 100);
+        let short = variant_metadata(
+            "photos/été.jpg",
+            "\"abc\"",
+            1000,
+            100,
+            150,
+            100,
+            (1600, 1200),
+        );
         assert_eq!(short["source-key"], "photos/%C3%A9t%C3%A9.jpg");
         assert!(!short.contains_key("source-key-sha256"));
         for key in ["写".repeat(220), format!("{}x", "写".repeat(341))] {
-            let long = variant_metadata(&key, "\"abc-12\"", 52_428_800, 4_000_000, 1200, 900);
+            let long = variant_metadata(
+                &key,
+                "\"abc-12\"",
+                52_428_800,
+                4_000_000,
+                1200,
+                900,
+                (60_000, 45_000),
+            );
             assert!(
                 metadata_bytes(&long) <= MAX_METADATA_BYTES,
                 "{}",

@@ -25,6 +25,7 @@ use mozjpeg_sys::{
     JINT_COMPRESS_PROFILE_VALUE, J_BOOLEAN_PARAM, J_COLOR_SPACE, J_FLOAT_PARAM, J_INT_PARAM,
 };
 
+use crate::memory_budget::{Peak, Shape};
 use crate::pipeline::ImageError;
 
 /// Trellis quantisation weighs bits against distortion with this (log2) factor. mozjpeg's default,
@@ -63,6 +64,8 @@ pub(crate) struct DecodeLimits {
     /// The largest variant's longest edge (`u32::MAX`: no variant), for a decoder that resamples
     /// straight to the variant's size.
     pub largest_edge: u32,
+    /// The work after decoding and the memory budget, for the estimate of the image's peak.
+    pub work: crate::memory_budget::Work,
 }
 
 impl DecodeLimits {
@@ -173,6 +176,36 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
         .then(|| layout.without_last_ac_bits(bytes))
         .flatten();
     let numerator = scale_numerator(longest, limits.reduce_to_edge);
+    // libjpeg's scaled size, rounded up.
+    let scaled = |edge: u32| (u64::from(edge) * u64::from(numerator)).div_ceil(8) as u32;
+    let decoded = Shape {
+        width: scaled(full_width),
+        height: scaled(full_height),
+        channels: if grey { 1 } else { 3 },
+        bytes_per_sample: 1,
+    };
+    // The file without its last-bit scans, a progressive file's coefficients, the pixels; a
+    // quarter turn copies them.
+    let mut peak = Peak::new(bytes.len());
+    let private = reduced.as_ref().map_or(0, |r| r.len() as u64)
+        + if layout.progressive { coefficients } else { 0 };
+    peak.alloc(decoded.bytes()).transient(private);
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    if turned {
+        peak.transient(decoded.bytes());
+    }
+    let upright = if turned {
+        (full_height, full_width)
+    } else {
+        (full_width, full_height)
+    };
+    crate::memory_budget::check(peak, decoded, upright, &limits.work)?;
     let (pixels, width, height) = match &reduced {
         Some(reduced) => {
             let mut without = open(reduced, &[])?;
@@ -661,6 +694,7 @@ mod tests {
                 max_decode_bytes: 1 << 30,
                 reduce_to_edge: reduce_to,
                 largest_edge: reduce_to,
+                work: crate::memory_budget::Work::unbounded(),
             };
             let d = decode(&storm, &limits).unwrap().unwrap();
             assert_eq!((d.width, d.height), size, "reduce to {reduce_to}");
@@ -680,6 +714,7 @@ mod tests {
             max_decode_bytes: 1 << 30,
             reduce_to_edge,
             largest_edge,
+            work: crate::memory_budget::Work::unbounded(),
         }
     }
 
@@ -797,6 +832,7 @@ mod tests {
             max_decode_bytes: 1 << 24,
             reduce_to_edge: u32::MAX,
             largest_edge: u32::MAX,
+            work: crate::memory_budget::Work::unbounded(),
         };
         let decoded = decode(&stray, &limits).unwrap().unwrap();
         assert_eq!((decoded.width, decoded.height), (w, h));
@@ -848,6 +884,7 @@ mod tests {
             max_decode_bytes: 1 << 30,
             reduce_to_edge: 100,
             largest_edge: 100,
+            work: crate::memory_budget::Work::unbounded(),
         };
         // A start-of-image marker and then nonsense.
         let e = decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3, 4], &limits)

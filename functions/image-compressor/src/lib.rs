@@ -11,10 +11,17 @@
 //! asked again: if it was replaced meanwhile, the current object is processed in turn. Whichever
 //! invocation writes a variant last has therefore seen, after that write, the object still current,
 //! or has rewritten it from the newer one.
+//!
+//! Last of all, once every variant carries the current object's ETag, the upload's manifest
+//! (`manifest.rs`) is written from what the variants say about themselves, with that ETag as its
+//! `source-etag`: its presence means every variant it lists exists, and the round's final check of
+//! the source covers it like a variant, so the manifest left last describes the current object.
 
 pub mod config;
 pub mod event;
 mod jpeg;
+pub mod manifest;
+pub mod memory_budget;
 pub mod pipeline;
 mod webp;
 
@@ -28,6 +35,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::event::{metadata_value, records, variant_metadata, Record, Upload};
+use crate::manifest::{manifest_key, SourceImage, StoredVariant, MANIFEST_CONTENT_TYPE};
 use crate::pipeline::{process_image, ImageError, PipelineConfig, Processed};
 
 /// What the handler needs to know (the rest of `config::Config` is for building AWS clients).
@@ -52,9 +60,11 @@ pub struct Compressor<S> {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Objects written (the count: one per variant, two with WebP); others may have existed already.
+    /// Variant objects written (the count: one per variant, two with WebP; the manifest is not
+    /// counted); others may have existed already.
     Written(usize),
-    /// Every variant already exists for this version of the object.
+    /// Every variant already exists for this version of the object (its manifest is written if it
+    /// was missing).
     AlreadyDone,
     /// Not processable, permanently (bad image, too large, malformed record...): logged, not retried.
     Skipped(String),
@@ -192,32 +202,56 @@ impl<S: ObjectStore> Compressor<S> {
         };
         let mut written = 0;
         for _ in 0..MAX_ROUNDS {
-            let missing = match self.missing(upload, &info.etag).await {
-                Ok(missing) => missing,
+            let mut outputs = match self.outputs(upload, &info.etag).await {
+                Ok(outputs) => outputs,
                 Err(e) => return transient_or_skip(e),
             };
-            if missing.is_empty() {
+            let missing: Vec<(String, &'static str)> = outputs
+                .iter()
+                .filter(|o| o.stored.is_none())
+                .map(|o| (o.variant.clone(), o.format.extension))
+                .collect();
+            let mut completed = true;
+            if !missing.is_empty() {
+                match self.write_variants(upload, &info, &missing).await {
+                    Ok(n) => written += n,
+                    Err(Interrupted::Replaced) => completed = false,
+                    Err(Interrupted::Outcome(outcome)) => return outcome,
+                }
+                if completed {
+                    // What the variants now say about themselves is what the manifest lists.
+                    outputs = match self.outputs(upload, &info.etag).await {
+                        Ok(outputs) => outputs,
+                        Err(e) => return transient_or_skip(e),
+                    };
+                    completed = outputs.iter().all(|o| o.stored.is_some());
+                }
+            }
+            let mut manifest_written = false;
+            if completed {
+                match self.write_manifest(upload, &info, &outputs).await {
+                    Ok(wrote) => manifest_written = wrote,
+                    Err(e) => return transient_or_skip(e),
+                }
+            }
+            if missing.is_empty() && !manifest_written {
                 return match written {
                     0 => RecordOutcome::AlreadyDone,
                     n => written_outcome(n),
                 };
             }
-            let completed = match self.write_variants(upload, &info, &missing).await {
-                Ok(n) => {
-                    written += n;
-                    true
-                }
-                Err(Interrupted::Replaced) => false,
-                Err(Interrupted::Outcome(outcome)) => return outcome,
-            };
             // Was the object replaced while its pixels were processed? A write of a replaced object's
-            // pixels may have come after the replacement's own: process the current object again.
+            // pixels (or manifest) may have come after the replacement's own: process the current
+            // object again.
             let now = match self.current(upload).await {
                 Ok(now) => now,
                 Err(outcome) => return outcome,
             };
             if completed && now.etag == info.etag {
-                return written_outcome(written);
+                return match written {
+                    0 => RecordOutcome::AlreadyDone,
+                    n => written_outcome(n),
+                };
             }
             tracing::info!(
                 key = %upload.key,
@@ -252,34 +286,115 @@ impl<S: ObjectStore> Compressor<S> {
         Ok(info)
     }
 
-    /// The outputs that do not carry `etag` as their `source-etag` yet (all asked at once).
-    async fn missing(
-        &self,
-        upload: &Upload,
-        etag: &str,
-    ) -> Result<Vec<(String, &'static str)>, PortError> {
+    /// Every output of the upload (variant × format) and, for those that carry `etag` as their
+    /// `source-etag` and say what the manifest needs, what they are (all asked at once).
+    async fn outputs(&self, upload: &Upload, etag: &str) -> Result<Vec<Output>, PortError> {
         let s = &self.settings;
-        let outputs: Vec<(String, &'static str)> = s
+        let expected = metadata_value(etag);
+        let outputs: Vec<(String, &'static OutputFormat, String)> = s
             .pipeline
             .variants
             .iter()
-            .flat_map(|spec| self.formats().map(|f| (spec.name.clone(), f.extension)))
+            .flat_map(|spec| {
+                self.formats().map(|f| {
+                    let key = variant_key(&spec.name, &upload.key, f.extension);
+                    (spec.name.clone(), f, key)
+                })
+            })
             .collect();
-        let heads = futures::future::join_all(outputs.iter().map(|(name, extension)| {
-            let key = variant_key(name, &upload.key, extension);
-            async move { self.store.head(&s.destination_bucket, &key).await }
-        }))
+        let heads = futures::future::join_all(
+            outputs
+                .iter()
+                .map(|(_, _, key)| self.store.head(&s.destination_bucket, key)),
+        )
         .await;
-        let mut missing = Vec::new();
-        for (output, head) in outputs.into_iter().zip(heads) {
-            match head? {
-                Some(existing)
-                    if existing.metadata.get("source-etag").map(String::as_str)
-                        == Some(metadata_value(etag).as_str()) => {}
-                _ => missing.push(output),
+        let mut found = Vec::with_capacity(outputs.len());
+        for ((variant, format, key), head) in outputs.into_iter().zip(heads) {
+            let stored = head?
+                .filter(|existing| {
+                    existing.metadata.get("source-etag").map(String::as_str)
+                        == Some(expected.as_str())
+                })
+                .and_then(|existing| Described::from_head(&existing));
+            found.push(Output {
+                variant,
+                format,
+                key,
+                stored,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Writes the manifest of the version `info` describes, listing `outputs` (every one of them
+    /// stored for that version), unless the manifest there already has this content for this
+    /// version (`source-etag` and `content-sha256` in its metadata). `true` when it was written.
+    async fn write_manifest(
+        &self,
+        upload: &Upload,
+        info: &ObjectInfo,
+        outputs: &[Output],
+    ) -> Result<bool, PortError> {
+        let s = &self.settings;
+        let key = manifest_key(&upload.key);
+        let mut source = None;
+        let mut variants = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            let Some(stored) = &output.stored else {
+                return Err(PortError::Unavailable(format!(
+                    "{} changed while the manifest was prepared",
+                    output.key
+                )));
+            };
+            source.get_or_insert((stored.source_width, stored.source_height));
+            variants.push(StoredVariant {
+                variant: output.variant.clone(),
+                key: output.key.clone(),
+                content_type: output.format.content_type.into(),
+                width: stored.width,
+                height: stored.height,
+                bytes: stored.bytes,
+            });
+        }
+        let (width, height) = source.unwrap_or_default();
+        let manifest = manifest::build(
+            &SourceImage {
+                key: upload.key.clone(),
+                etag: info.etag.clone(),
+                width,
+                height,
+            },
+            &variants,
+        );
+        let body = serde_json::to_vec(&manifest)
+            .map_err(|e| PortError::Rejected(format!("the manifest did not serialise: {e}")))?;
+        let bytes = body.len();
+        let digest = manifest::body_sha256(&body);
+        let etag = metadata_value(&info.etag);
+        if let Some(existing) = self.store.head(&s.destination_bucket, &key).await? {
+            // The same version with the same variants: the manifest there is this one.
+            if existing.metadata.get("source-etag") == Some(&etag)
+                && existing.metadata.get("content-sha256") == Some(&digest)
+            {
+                return Ok(false);
             }
         }
-        Ok(missing)
+        self.store
+            .put(NewObject {
+                bucket: s.destination_bucket.clone(),
+                key: key.clone(),
+                body,
+                content_type: MANIFEST_CONTENT_TYPE.into(),
+                cache_control: s.cache_control.clone(),
+                metadata: [
+                    ("source-etag".to_string(), etag),
+                    ("content-sha256".to_string(), digest),
+                ]
+                .into(),
+            })
+            .await?;
+        tracing::info!(source_key = %upload.key, key = %key, variants = variants.len(), bytes = bytes as u64, "manifest written");
+        Ok(true)
     }
 
     /// Downloads the version `info` describes (`If-Match` its ETag), runs the pipeline and writes the
@@ -338,6 +453,7 @@ impl<S: ObjectStore> Compressor<S> {
                     compressed,
                     variant.width,
                     variant.height,
+                    (processed.width, processed.height),
                 );
                 let put = NewObject {
                     bucket: s.destination_bucket.clone(),
@@ -381,6 +497,38 @@ impl<S: ObjectStore> Compressor<S> {
             "image processed"
         );
         Ok(written)
+    }
+}
+
+/// One output of an upload: a variant in one format.
+struct Output {
+    variant: String,
+    format: &'static OutputFormat,
+    key: String,
+    /// What it says about itself, when it is stored for the version at hand.
+    stored: Option<Described>,
+}
+
+/// What a stored variant's metadata and size say, as the manifest lists it.
+struct Described {
+    width: u32,
+    height: u32,
+    source_width: u32,
+    source_height: u32,
+    bytes: u64,
+}
+
+impl Described {
+    /// `None` when a field is missing or unreadable: such a variant is written again.
+    fn from_head(head: &ObjectInfo) -> Option<Described> {
+        let number = |name: &str| head.metadata.get(name)?.parse::<u32>().ok();
+        Some(Described {
+            width: number("width")?,
+            height: number("height")?,
+            source_width: number("source-width")?,
+            source_height: number("source-height")?,
+            bytes: head.size,
+        })
     }
 }
 

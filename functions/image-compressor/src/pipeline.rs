@@ -2,6 +2,7 @@
 //! `compress` example, tests and benchmarks.
 //!
 //! Order of work: detect the format from the bytes; read only the header and refuse too many pixels
+//! (the screen's and every frame's) and an estimated peak over the memory budget (`memory_budget`)
 //! before any pixel buffer exists; decode under an allocation limit (JPEGs reduced while decoding to
 //! no less than the largest variant needs, lossy WebPs resampled straight to it); reject truncated and damaged files; apply the EXIF
 //! orientation; flatten alpha onto the background; resize with a SIMD Lanczos filter, each variant
@@ -19,6 +20,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
+use crate::memory_budget::{self, Peak, Shape, Work};
 use crate::{jpeg, webp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub struct PipelineConfig {
     pub max_decode_bytes: u64,
     /// What transparent pixels become in a JPEG.
     pub background: [u8; 3],
+    /// The most one image may hold at its peak, from the object's bytes to the encoded variants
+    /// (`memory_budget::image_budget` of the function's memory): an image whose estimated peak is
+    /// over it is refused from its header.
+    pub memory_budget: u64,
 }
 
 impl PipelineConfig {
@@ -49,6 +55,17 @@ impl PipelineConfig {
             self.max_pixels,
             self.max_pixels_per_byte,
         )
+    }
+
+    /// What the memory estimate needs to know of the work after decoding.
+    pub(crate) fn work(&self) -> Work {
+        let mut edges: Vec<u32> = self.variants.iter().map(|v| v.max_edge).collect();
+        edges.sort_by_key(|edge| std::cmp::Reverse(*edge));
+        Work {
+            edges,
+            webp: self.webp_quality.is_some(),
+            budget: self.memory_budget,
+        }
     }
 }
 
@@ -160,6 +177,10 @@ pub enum ImageError {
     },
     #[error("decoding would need more memory than the {0}-byte limit")]
     TooMuchMemory(u64),
+    #[error(
+        "processing would hold about {needed} bytes at its peak, over the {budget} bytes one image may use in this function's memory"
+    )]
+    TooLargeForMemory { needed: u64, budget: u64 },
     #[error("the image is truncated (an incomplete upload?)")]
     Truncated,
     #[error("the image is corrupt: {0}")]
@@ -180,6 +201,7 @@ impl ImageError {
             ImageError::TooManyPixels { .. } => "TOO_MANY_PIXELS",
             ImageError::TooManyPixelsPerByte { .. } => "TOO_MANY_PIXELS_PER_BYTE",
             ImageError::TooMuchMemory(_) => "TOO_MUCH_MEMORY",
+            ImageError::TooLargeForMemory { .. } => "IMAGE_TOO_LARGE_FOR_MEMORY",
             ImageError::Truncated => "TRUNCATED",
             ImageError::Corrupt(_) => "CORRUPT",
             ImageError::DecoderPanic => "DECODER_PANIC",
@@ -272,6 +294,7 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
             Optimize::Speed => edge,
         }),
         largest_edge: largest.unwrap_or(u32::MAX),
+        work: config.work(),
     };
     let source = match format {
         ImageFormat::Png => decode_png_strictly(bytes, config)?,
@@ -287,7 +310,7 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
                 upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
             }
             // CMYK and YCCK (already checked for completeness and size).
-            None => decode_generic(reader, bytes.len(), config)?,
+            None => decode_generic(reader, bytes, config)?,
         },
         ImageFormat::WebP => match webp::decode(bytes, &limits)? {
             Some(d) => {
@@ -301,10 +324,10 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
                 upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
             }
             // Animated: the first frame.
-            None => decode_generic(reader, bytes.len(), config)?,
+            None => decode_generic(reader, bytes, config)?,
         },
         ImageFormat::Gif => decode_gif_first_frame(bytes, config)?,
-        _ => decode_generic(reader, bytes.len(), config)?,
+        _ => decode_generic(reader, bytes, config)?,
     };
     finish(source, format_name, config)
 }
@@ -319,13 +342,7 @@ fn upright(
     let mut image =
         image.ok_or_else(|| ImageError::Corrupt("decoded picture of an unexpected size".into()))?;
     image.apply_orientation(orientation);
-    let turned = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
+    let turned = turns(orientation);
     let (width, height) = if turned { (full.1, full.0) } else { full };
     Ok(Source {
         image,
@@ -335,25 +352,73 @@ fn upright(
     })
 }
 
-/// Any format the `image` crate reads, under the allocation limit.
+/// Any format the `image` crate reads, under the allocation limit and the memory budget.
 fn decode_generic(
     mut reader: ImageReader<Cursor<&[u8]>>,
-    input_bytes: usize,
+    bytes: &[u8],
     config: &PipelineConfig,
 ) -> Result<Source, ImageError> {
+    let format = reader.format();
     let mut limits = Limits::default();
     limits.max_alloc = Some(config.max_decode_bytes);
-    reader.limits(limits);
+    reader.limits(limits.clone());
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| map_decode_error(e, config))?;
     let (width, height) = decoder.dimensions();
-    config.check_size(width, height, input_bytes)?;
+    config.check_size(width, height, bytes.len())?;
     // Not every decoder honours `max_alloc`; the decoded size is known from the header.
     if decoder.total_bytes() > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let turned = turns(orientation);
+    let decoded = Shape::from_color(width, height, decoder.color_type());
+    let pixels = decoded.pixels();
+    // What each decoder holds besides the picture it hands over (see `memory_budget`).
+    let private = match format {
+        // The TIFF decoder decodes into a whole picture of its own, then copies it out; each strip
+        // or tile on its way is bounded by the limit set below.
+        Some(ImageFormat::Tiff) => {
+            let bits = u64::from(decoder.original_color_type().bits_per_pixel());
+            (pixels * bits).div_ceil(8)
+        }
+        // CMYK and YCCK: every coefficient of four components (two bytes each), and the CMYK
+        // samples before their conversion.
+        Some(ImageFormat::Jpeg) => pixels * 4 * 2 + pixels * 4,
+        // Animated: the canvas (RGBA) besides the picture, and the first frame's buffers.
+        Some(ImageFormat::WebP) => pixels * 4 + webp::first_frame_bytes(bytes),
+        _ => decoded.bytes(),
+    };
+    let mut peak = Peak::new(bytes.len());
+    peak.alloc(decoded.bytes()).transient(private);
+    if turned {
+        peak.transient(decoded.bytes());
+    }
+    let full = if turned {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    let work = config.work();
+    memory_budget::finish(&mut peak, decoded, full, &work);
+    peak.check(work.budget)?;
+    if format == Some(ImageFormat::Tiff) {
+        // Whatever the TIFF decoder needs beyond its own picture (a strip's or a tile's samples)
+        // must fit in what the budget has left.
+        limits.max_alloc = Some(
+            config.max_decode_bytes.min(
+                // The decoder's picture as the `image` crate counts it (a 1-bit picture as
+                // 8-bit), and what is left.
+                private
+                    .max(decoded.bytes())
+                    .saturating_add(peak.headroom(work.budget)),
+            ),
+        );
+        decoder
+            .set_limits(limits)
+            .map_err(|e| map_decode_error(e, config))?;
+    }
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_decode_error(e, config))?;
     image.apply_orientation(orientation);
@@ -363,6 +428,17 @@ fn decode_generic(
         image,
         icc,
     })
+}
+
+/// Whether an orientation swaps width and height (and so copies the picture).
+fn turns(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// The bounds every decoder checks as soon as it knows the size, before allocating pixels.
@@ -418,16 +494,32 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
     if u64::from(width) * u64::from(height) * 3 > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
     }
+    // Every frame's own rectangle is held to the pixel bounds, not just the screen: a frame may be
+    // far larger than the screen it is shown on, and its buffer is the frame's size.
+    for (frame_width, frame_height) in gif_frame_sizes(bytes) {
+        if frame_width > 0 && frame_height > 0 {
+            config.check_size(frame_width, frame_height, bytes.len())?;
+        }
+    }
     let global = decoder.global_palette().map(<[u8]>::to_vec);
     let frame = decoder
-        .read_next_frame()
+        .next_frame_info()
         .map_err(error)?
         .ok_or_else(|| ImageError::Corrupt("a GIF without a frame".into()))?;
-    let palette = frame
-        .palette
-        .as_deref()
-        .or(global.as_deref())
-        .unwrap_or(&[]);
+    let (frame_width, frame_height) = (u32::from(frame.width), u32::from(frame.height));
+    config.check_size(frame_width, frame_height, bytes.len())?;
+    let (left, top) = (usize::from(frame.left), usize::from(frame.top));
+    let (palette, transparent) = (frame.palette.clone(), frame.transparent);
+    // The frame's indices (one byte a pixel), then the screen as RGB.
+    let mut peak = Peak::new(bytes.len());
+    peak.alloc(u64::from(frame_width) * u64::from(frame_height));
+    let screen = Shape::rgb8(width, height);
+    peak.alloc(screen.bytes());
+    peak.free(u64::from(frame_width) * u64::from(frame_height));
+    memory_budget::check(peak, screen, (width, height), &config.work())?;
+    let mut indices = vec![0; decoder.buffer_size()];
+    decoder.read_into_buffer(&mut indices).map_err(error)?;
+    let palette = palette.as_deref().or(global.as_deref()).unwrap_or(&[]);
     let background = config.background;
     // Each index's colour. A transparent index, or one past the palette (no colour), shows the
     // background, as does the screen outside the frame.
@@ -435,16 +527,15 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
     for (colour, rgb) in colours.iter_mut().zip(palette.chunks_exact(3)) {
         colour.copy_from_slice(rgb);
     }
-    if let Some(transparent) = frame.transparent {
+    if let Some(transparent) = transparent {
         colours[usize::from(transparent)] = background;
     }
     let (screen_width, screen_height) = (width as usize, height as usize);
     let mut pixels = background.repeat(screen_width * screen_height);
-    let (left, top) = (usize::from(frame.left), usize::from(frame.top));
-    let frame_width = usize::from(frame.width);
+    let frame_width = frame_width as usize;
     let visible = frame_width.min(screen_width.saturating_sub(left));
     if visible > 0 {
-        let rows = frame.buffer.chunks_exact(frame_width);
+        let rows = indices.chunks_exact(frame_width);
         for (y, row) in rows.take(screen_height.saturating_sub(top)).enumerate() {
             let start = ((top + y) * screen_width + left) * 3;
             let out = &mut pixels[start..start + visible * 3];
@@ -453,6 +544,7 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
             }
         }
     }
+    drop(indices);
     let image = image::RgbImage::from_raw(width, height, pixels)
         .map(DynamicImage::ImageRgb8)
         .ok_or_else(|| ImageError::Corrupt("decoded picture of an unexpected size".into()))?;
@@ -462,6 +554,54 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
         height,
         icc: None,
     })
+}
+
+/// The size of every frame of a GIF, from its image descriptors (the data blocks are skipped, not
+/// decoded). Stops where the structure ends or breaks: the decoder reports what is wrong.
+fn gif_frame_sizes(bytes: &[u8]) -> Vec<(u32, u32)> {
+    let mut sizes = Vec::new();
+    // Header and logical screen descriptor, then the global colour table if flagged.
+    let Some(&flags) = bytes.get(10) else {
+        return sizes;
+    };
+    let mut at = 13;
+    if flags & 0x80 != 0 {
+        at += 3 << ((flags & 7) + 1);
+    }
+    // Skips a chain of sub-blocks (each a length byte and its bytes, ending with a 0 length).
+    let skip_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let length = usize::from(*bytes.get(at)?);
+            at += 1;
+            if length == 0 {
+                return Some(at);
+            }
+            at += length;
+        }
+    };
+    while let Some(&introducer) = bytes.get(at) {
+        let next = match introducer {
+            // Extension: label, then sub-blocks.
+            0x21 => skip_blocks(at + 2),
+            // Image descriptor: position, size, flags, a local colour table, LZW code size, data.
+            0x2C => bytes.get(at + 1..at + 10).and_then(|d| {
+                let width = u16::from_le_bytes([d[4], d[5]]);
+                let height = u16::from_le_bytes([d[6], d[7]]);
+                sizes.push((u32::from(width), u32::from(height)));
+                let mut data = at + 10;
+                if d[8] & 0x80 != 0 {
+                    data += 3 << ((d[8] & 7) + 1);
+                }
+                skip_blocks(data + 1)
+            }),
+            _ => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    sizes
 }
 
 /// PNG through the `png` crate directly, with the zlib Adler-32 checksum verified (the generic
@@ -491,6 +631,28 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
     if size as u64 > config.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(config.max_decode_bytes));
     }
+    let info = reader.info();
+    // A row as stored (before 8-bit expansion), with its filter byte.
+    let row =
+        (u64::from(width) * u64::from(info.color_type.samples() as u8) * info.bit_depth as u64)
+            .div_ceil(8)
+            + 1;
+    let (colour, _) = reader.output_color_type();
+    let decoded = Shape {
+        width,
+        height,
+        channels: colour.samples() as u8,
+        bytes_per_sample: 1,
+    };
+    let mut peak = Peak::new(bytes.len());
+    // The palette check's indices, freed before the picture exists.
+    if info.color_type == png::ColorType::Indexed {
+        peak.transient(row * u64::from(height));
+    }
+    // The picture, and the decoder's rows (the current and the previous one, and an interlaced
+    // pass's).
+    peak.alloc(size as u64).transient(3 * row);
+    memory_budget::check(peak, decoded, (width, height), &config.work())?;
     // Only once the bounds hold: the check decodes the indices.
     check_palette_indices(bytes, reader.info(), config, &corrupt)?;
     let mut buffer = vec![0; size];
@@ -678,7 +840,7 @@ pub(crate) fn lanczos3() -> ResizeOptions {
 }
 
 /// From this many pixels in a variant on, the first reduction runs as two passes of our own.
-const SPLIT_RESIZE_PIXELS: u64 = 512 * 1024;
+pub(crate) const SPLIT_RESIZE_PIXELS: u64 = 512 * 1024;
 
 /// Lanczos from `source` to `size`. One resizer call keeps the source, its scratch image (source
 /// width x result height) and the result alive together; `split` runs the two passes as calls of
@@ -860,7 +1022,7 @@ mod tests {
             let reader = ImageReader::new(Cursor::new(&bytes[..]))
                 .with_guessed_format()
                 .unwrap();
-            let generic = decode_generic(reader, bytes.len(), &config).unwrap();
+            let generic = decode_generic(reader, &bytes, &config).unwrap();
             assert_eq!(
                 (fast.width, fast.height),
                 (generic.width, generic.height),
@@ -905,6 +1067,7 @@ mod tests {
             max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
             background: [255, 255, 255],
+            memory_budget: u64::MAX,
         };
         let before = jpeg::ENCODES.with(|n| n.get());
         let out = process_image(&png, &config).unwrap();
@@ -927,6 +1090,7 @@ mod tests {
             max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
             background: [255, 255, 255],
+            memory_budget: u64::MAX,
         };
         let before = PALETTE_CHECKS.with(|n| n.get());
         let error = process_image(&bytes, &config).unwrap_err();

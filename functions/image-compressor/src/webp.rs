@@ -21,6 +21,7 @@ use libwebp_sys::{
 };
 
 use crate::jpeg::{scale_numerator, DecodeLimits};
+use crate::memory_budget::{self, Peak, Shape};
 use crate::pipeline::{lanczos3, resize, ImageError};
 
 pub(crate) struct Decoded {
@@ -51,18 +52,52 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
     if status != VP8StatusCode::VP8_STATUS_OK {
         return Err(status_error(status, limits.max_decode_bytes));
     }
-    if features.has_animation != 0 {
-        return Ok(None);
-    }
     let (full_width, full_height) = (
         u32::try_from(features.width).unwrap_or(0),
         u32::try_from(features.height).unwrap_or(0),
     );
+    if features.has_animation != 0 {
+        // Every frame is held to the pixel bounds before anything is decoded (the canvas is
+        // checked by the generic decoder, with the memory its first frame takes).
+        for frame in animation_frames(bytes) {
+            limits.check_size(frame.width, frame.height, bytes.len())?;
+        }
+        return Ok(None);
+    }
     limits.check_size(full_width, full_height, bytes.len())?;
     let alpha = features.has_alpha != 0;
     // `format`: 1 lossy, 2 lossless.
+    let lossless = features.format == 2;
     let target = fit_within(full_width, full_height, limits.largest_edge);
+    let (orientation, _) = metadata(bytes);
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let upright = if turned {
+        (full_height, full_width)
+    } else {
+        (full_width, full_height)
+    };
+    let full_pixels = u64::from(full_width) * u64::from(full_height);
     if features.format == 1 && !alpha && target != (full_width, full_height) {
+        // The three planes at full size; each resized (the resizer's scratch is the full width by
+        // the target height) with its result alive; the RGB picture from the three results.
+        let target_pixels = u64::from(target.0) * u64::from(target.1);
+        let planes = full_pixels
+            + 2 * u64::from(full_width.div_ceil(2)) * u64::from(full_height.div_ceil(2));
+        let resizing = u64::from(full_width) * u64::from(target.1) + 3 * target_pixels;
+        let mut peak = Peak::new(bytes.len());
+        peak.alloc(planes).alloc(resizing);
+        peak.alloc(3 * target_pixels).free(planes + resizing);
+        let decoded = Shape::rgb8(target.0, target.1);
+        if turned {
+            peak.transient(decoded.bytes());
+        }
+        memory_budget::check(peak, decoded, upright, &limits.work)?;
         let pixels = decode_resampled(
             bytes,
             (full_width, full_height),
@@ -90,6 +125,27 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
     if size as u64 > limits.max_decode_bytes {
         return Err(ImageError::TooMuchMemory(limits.max_decode_bytes));
     }
+    // libwebp's own buffers: a lossless file's every pixel as 32 bits (its back-references reach
+    // anywhere above), a lossy file's alpha plane and the lossless decoder of that plane.
+    let private = if lossless {
+        4 * full_pixels
+    } else if alpha {
+        2 * full_pixels
+    } else {
+        0
+    };
+    let decoded = Shape {
+        width,
+        height,
+        channels: channels as u8,
+        bytes_per_sample: 1,
+    };
+    let mut peak = Peak::new(bytes.len());
+    peak.alloc(decoded.bytes()).transient(private);
+    if turned {
+        peak.transient(decoded.bytes());
+    }
+    memory_budget::check(peak, decoded, upright, &limits.work)?;
     let mut pixels = vec![0u8; size];
 
     // SAFETY: the config is initialised by libwebp, then told to write into `pixels`, which is
@@ -270,6 +326,60 @@ pub(crate) fn encode(
     Ok(bytes)
 }
 
+/// A frame of an animated WebP (an `ANMF` chunk): its size, and the kind of its bitstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// `ALPH`, `VP8 ` or `VP8L`.
+    pub kind: [u8; 4],
+}
+
+/// The RIFF chunks at the top level: (fourcc, payload). Stops at the first that runs past the end.
+fn chunks(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut at = 12; // "RIFF", size, "WEBP"
+    std::iter::from_fn(move || {
+        let header = bytes.get(at..at + 8)?;
+        let kind = [header[0], header[1], header[2], header[3]];
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let payload = bytes.get(at + 8..(at + 8).checked_add(size)?)?;
+        // Chunks are padded to an even length.
+        at = at + 8 + size + (size & 1);
+        Some((kind, payload))
+    })
+}
+
+/// Every frame of an animated WebP, from the `ANMF` chunks' headers (nothing is decoded).
+pub(crate) fn animation_frames(bytes: &[u8]) -> Vec<Frame> {
+    let u24 = |b: &[u8]| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+    chunks(bytes)
+        .filter(|(kind, _)| kind == b"ANMF")
+        .filter_map(|(_, payload)| {
+            let header = payload.get(..20)?;
+            Some(Frame {
+                width: u24(&header[6..9]) + 1,
+                height: u24(&header[9..12]) + 1,
+                kind: [header[16], header[17], header[18], header[19]],
+            })
+        })
+        .collect()
+}
+
+/// What the generic decoder allocates for an animated file's first frame besides the canvas and
+/// the picture: the frame's RGBA, its lossy planes or lossless pixels, and an alpha plane with
+/// its own lossless decoder.
+pub(crate) fn first_frame_bytes(bytes: &[u8]) -> u64 {
+    animation_frames(bytes).first().map_or(0, |frame| {
+        let pixels = u64::from(frame.width) * u64::from(frame.height);
+        let planes = match &frame.kind {
+            b"VP8L" => 4 * pixels,
+            b"ALPH" => 3 * pixels / 2 + 5 * pixels,
+            _ => 3 * pixels / 2,
+        };
+        4 * pixels + planes
+    })
+}
+
 /// The EXIF orientation and the ICC profile from the RIFF container's `EXIF` and `ICCP` chunks.
 fn metadata(bytes: &[u8]) -> (Orientation, Option<Vec<u8>>) {
     let mut orientation = Orientation::NoTransforms;
@@ -306,6 +416,7 @@ mod tests {
             max_decode_bytes: 1 << 30,
             reduce_to_edge,
             largest_edge: reduce_to_edge,
+            work: crate::memory_budget::Work::unbounded(),
         }
     }
 

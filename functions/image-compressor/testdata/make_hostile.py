@@ -51,6 +51,95 @@ def png(width, height, depth, colour_type, raw, palette=None, interlaced=False) 
     return body + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
+def tiff_rgba16(width: int, height: int, rows_per_strip: int) -> bytes:
+    """A little-endian TIFF of transparent black, RGBA at 16 bits a sample, in deflate-compressed strips."""
+    strips = []
+    for top in range(0, height, rows_per_strip):
+        rows = min(rows_per_strip, height - top)
+        strips.append(zlib.compress(bytes(rows * width * 8), 9))
+    count = len(strips)
+    entries = 11
+    ifd_at = 8
+    extra_at = ifd_at + 2 + entries * 12 + 4
+    bits_at = extra_at
+    offsets_at = bits_at + 8
+    counts_at = offsets_at + 4 * count
+    data_at = counts_at + 4 * count
+    offsets, at = [], data_at
+    for strip in strips:
+        offsets.append(at)
+        at += len(strip)
+
+    def entry(tag, kind, n, value):
+        packed = struct.pack("<H", value) + b"\0\0" if kind == 3 and n == 1 else struct.pack("<I", value)
+        return struct.pack("<HHI", tag, kind, n) + packed
+
+    ifd = struct.pack("<H", entries) + b"".join([
+        entry(256, 4, 1, width),
+        entry(257, 4, 1, height),
+        entry(258, 3, 4, bits_at),
+        entry(259, 3, 1, 8),  # Adobe deflate
+        entry(262, 3, 1, 2),  # RGB
+        entry(273, 4, count, offsets_at),
+        entry(277, 3, 1, 4),
+        entry(278, 4, 1, rows_per_strip),
+        entry(279, 4, count, counts_at),
+        entry(284, 3, 1, 1),  # chunky
+        entry(338, 3, 1, 2),  # unassociated alpha
+    ]) + struct.pack("<I", 0)
+    out = b"II*\0" + struct.pack("<I", ifd_at) + ifd + struct.pack("<4H", 16, 16, 16, 16)
+    out += struct.pack(f"<{count}I", *offsets) + struct.pack(f"<{count}I", *(len(s) for s in strips))
+    return out + b"".join(strips)
+
+
+class Bits:
+    """VP8L's bit order: least significant bit first."""
+
+    def __init__(self):
+        self.value, self.count = 0, 0
+
+    def put(self, value: int, bits: int):
+        self.value |= value << self.count
+        self.count += bits
+
+    def bytes(self) -> bytes:
+        return self.value.to_bytes((self.count + 7) // 8, "little")
+
+
+def riff_chunk(kind: bytes, data: bytes) -> bytes:
+    return kind + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+
+def animated_webp(width: int, height: int, xmp_bytes: int) -> bytes:
+    """One frame of opaque black the size of the canvas, in a lossless bitstream whose five prefix
+    codes each have a single symbol (no bits per pixel)."""
+    bits = Bits()
+    bits.put(width - 1, 14)
+    bits.put(height - 1, 14)
+    bits.put(0, 1)  # alpha not used
+    bits.put(0, 3)  # version
+    bits.put(0, 1)  # no transform
+    bits.put(0, 1)  # no colour cache
+    bits.put(0, 1)  # no meta prefix codes
+    for symbol in (0, 0, 0, 255, 0):  # green, red, blue, alpha, distance
+        bits.put(1, 1)  # simple code
+        bits.put(0, 1)  # one symbol
+        if symbol < 2:
+            bits.put(0, 1)
+            bits.put(symbol, 1)
+        else:
+            bits.put(1, 1)
+            bits.put(symbol, 8)
+    vp8l = b"\x2f" + bits.bytes()
+    u24 = lambda v: struct.pack("<I", v)[:3]
+    frame = u24(0) + u24(0) + u24(width - 1) + u24(height - 1) + u24(100) + b"\x00"
+    body = riff_chunk(b"VP8X", bytes([0x02 | 0x04, 0, 0, 0]) + u24(width - 1) + u24(height - 1))
+    body += riff_chunk(b"ANIM", b"\0\0\0\0" + struct.pack("<H", 0))
+    body += riff_chunk(b"ANMF", frame + riff_chunk(b"VP8L", vp8l))
+    body += riff_chunk(b"XMP ", b" " * xmp_bytes)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
 def main() -> None:
     two = [(255, 0, 0), (0, 0, 255)]
     three = [(255, 0, 0), (0, 160, 0), (0, 0, 255)]
@@ -80,6 +169,18 @@ def main() -> None:
     gif = b"GIF89a" + struct.pack("<HH", 11254, 4097) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
     gif += b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b"
     (HERE / "bad/gif-35-bytes-11254x4097-screen.gif").write_bytes(gif)
+
+    # 8184x8184 RGBA, 16 bits a sample, deflate (Adobe), in strips of 8 rows: 511 MiB decoded (just
+    # under MAX_DECODE_BYTES) from a file of 550 KB; the TIFF decoder holds the picture twice.
+    (HERE / "bad/tiff-deflate-8184x8184-rgba16.tif").write_bytes(tiff_rgba16(8184, 8184, 8))
+    # A 1x1 screen around one 23000x23000 frame: the screen passes every bound, the frame's buffer
+    # alone is 505 MiB.
+    gif = b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+    gif += b"\x2c" + struct.pack("<HHHH", 0, 0, 23000, 23000) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b"
+    (HERE / "bad/gif-1x1-screen-23000x23000-frame.gif").write_bytes(gif)
+    # An animated WebP: a 9000x9000 canvas, one lossless frame as large (every prefix code has one
+    # symbol, so the pixels take no bits), and 5 KB of XMP to pass MAX_PIXELS_PER_BYTE.
+    (HERE / "bad/webp-animated-9000x9000-lossless.webp").write_bytes(animated_webp(9000, 9000, 5200))
 
 
 if __name__ == "__main__":

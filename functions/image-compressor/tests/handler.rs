@@ -1,7 +1,9 @@
 //! The image-compressor handler over the in-memory object store, driven by `events/image-compressor/`.
 
 use domain::image::{parse_variants, variant_key};
-use domain::ports::{metadata_bytes, MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES};
+use domain::ports::{
+    metadata_bytes, NewObject, ObjectStore, MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES,
+};
 use domain::testing::InMemoryObjectStore;
 use domain::PortError;
 use image_compressor::pipeline::PipelineConfig;
@@ -25,6 +27,9 @@ fn settings() -> Settings {
             max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 512 * 1024 * 1024,
             background: [255, 255, 255],
+            memory_budget: image_compressor::memory_budget::image_budget(
+                image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
+            ),
         },
     }
 }
@@ -77,6 +82,7 @@ async fn writes_every_variant_with_metadata_then_nothing_on_a_repeat() {
         keys,
         [
             "large/photos/garden.jpg.jpg",
+            "manifest/photos/garden.jpg.json",
             "medium/photos/garden.jpg.jpg",
             "small/photos/garden.jpg.jpg",
             "thumbnail/photos/garden.jpg.jpg"
@@ -167,6 +173,15 @@ async fn every_bad_file_is_skipped_with_its_reason_and_no_output() {
         ("png-bomb-50000x50000.png", "TOO_MANY_PIXELS"),
         ("jpeg-sof-65500x65500.jpg", "TOO_MANY_PIXELS"),
         ("video-001-truncated-with-eoi.jpeg", "TRUNCATED"),
+        (
+            "tiff-deflate-8184x8184-rgba16.tif",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        (
+            "webp-animated-9000x9000-lossless.webp",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        ("gif-1x1-screen-23000x23000-frame.gif", "TOO_MANY_PIXELS"),
     ];
     for (file, reason) in files {
         c.store.insert(SOURCE, file, image(&format!("bad/{file}")));
@@ -205,7 +220,7 @@ async fn transient_failures_fail_the_invocation_and_a_retry_completes() {
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::Written(4)]
     );
-    assert_eq!(c.store.keys(DEST).len(), 4);
+    assert_eq!(c.store.keys(DEST).len(), 4 + 1, "variants and the manifest");
 }
 
 #[tokio::test]
@@ -228,7 +243,16 @@ async fn a_retry_writes_only_the_missing_variants() {
         full.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::Written(3)]
     );
-    assert_eq!(full.store.keys(DEST).len(), 4);
+    assert_eq!(
+        full.store.keys(DEST).len(),
+        4 + 1,
+        "variants and the manifest"
+    );
+    let manifest = manifest_of(&full.store, "photos/garden.jpg");
+    assert_eq!(
+        manifest["formats"][0]["images"].as_array().unwrap().len(),
+        4
+    );
 }
 
 #[tokio::test]
@@ -505,7 +529,12 @@ async fn uploads_that_differ_only_in_their_extension_never_share_a_variant() {
             [RecordOutcome::Written(4)]
         );
     }
-    assert_eq!(c.store.keys(DEST).len(), 12, "{:?}", c.store.keys(DEST));
+    assert_eq!(
+        c.store.keys(DEST).len(),
+        3 * (4 + 1),
+        "{:?}",
+        c.store.keys(DEST)
+    );
     for (key, _, large) in uploads {
         let etag = c.store.object(SOURCE, key).unwrap().etag;
         assert_variants_of(&c, key, &etag, large);
@@ -719,11 +748,238 @@ async fn the_longest_keys_s3_accepts_get_their_variants() {
         );
     }
     let outputs = c.store.keys(DEST);
-    assert_eq!(outputs.len(), 8);
+    assert_eq!(outputs.len(), 2 * (4 + 1));
+    assert!(outputs.contains(&format!(
+        "manifest.sha256/{}.json",
+        domain::image::source_key_sha256(&keys[1])
+    )));
     assert!(outputs.iter().all(|k| k.len() <= MAX_OBJECT_KEY_BYTES));
     assert!(outputs.contains(&format!("large/{}.jpg", keys[0])));
     assert!(outputs.contains(&format!(
         "large.sha256/{}.jpg",
         domain::image::source_key_sha256(&keys[1])
     )));
+}
+
+/// The manifest written for `source_key`, parsed.
+fn manifest_of(store: &InMemoryObjectStore, source_key: &str) -> Value {
+    let object = store
+        .object(DEST, &image_compressor::manifest::manifest_key(source_key))
+        .unwrap_or_else(|| panic!("no manifest for {source_key}"));
+    assert_eq!(object.content_type, "application/json");
+    serde_json::from_slice(&object.body).unwrap()
+}
+
+#[tokio::test]
+async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
+    let mut with_webp = settings();
+    with_webp.pipeline.webp_quality = Some(80);
+    let c = Compressor::new(InMemoryObjectStore::default(), with_webp);
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    // The manifest is the last object written: when the eighth variant is written, it is not there.
+    let last_variant_put = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..8 {
+        let seen = last_variant_put.clone();
+        c.store.before_next("put", move |s| {
+            seen.lock()
+                .unwrap()
+                .push(s.keys(DEST).iter().any(|k| k.starts_with("manifest/")));
+        });
+    }
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(8)]
+    );
+    assert_eq!(*last_variant_put.lock().unwrap(), [false; 8]);
+    assert_eq!(c.store.faults.calls("put"), 8 + 1);
+
+    let source = c.store.object(SOURCE, "photos/garden.jpg").unwrap();
+    let manifest = manifest_of(&c.store, "photos/garden.jpg");
+    assert_eq!(manifest["source"]["etag"], source.etag.as_str());
+    assert_eq!(manifest["source"]["key"], "photos/garden.jpg");
+    assert_eq!(manifest["source"]["width"], 2560);
+    assert_eq!(manifest["source"]["height"], 1600);
+    let types: Vec<&str> = manifest["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["image/webp", "image/jpeg"]);
+    // Every listed image is an object with that type, size and dimensions.
+    for group in manifest["formats"].as_array().unwrap() {
+        let images = group["images"].as_array().unwrap();
+        assert_eq!(images.len(), 4);
+        let mut srcset = Vec::new();
+        for img in images {
+            let key = img["src"].as_str().unwrap().trim_start_matches('/');
+            let object = c.store.object(DEST, key).unwrap();
+            assert_eq!(object.content_type, group["type"].as_str().unwrap());
+            assert_eq!(img["bytes"], object.body.len());
+            assert_eq!(img["width"].to_string(), object.metadata["width"]);
+            assert_eq!(img["height"].to_string(), object.metadata["height"]);
+            srcset.push(format!(
+                "{} {}w",
+                img["src"].as_str().unwrap(),
+                img["width"]
+            ));
+        }
+        assert_eq!(group["srcset"], srcset.join(", "));
+    }
+    assert_eq!(manifest["fallback"]["src"], "/large/photos/garden.jpg.jpg");
+    let stored = c
+        .store
+        .object(DEST, "manifest/photos/garden.jpg.json")
+        .unwrap();
+    assert_eq!(stored.cache_control, "public, no-cache");
+    assert_eq!(
+        stored.metadata["source-etag"],
+        image_compressor::event::metadata_value(&source.etag)
+    );
+
+    // A repeat writes nothing, not even the manifest.
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+    assert_eq!(c.store.faults.calls("put"), 8 + 1);
+}
+
+#[tokio::test]
+async fn variants_already_done_still_get_their_missing_manifest() {
+    let c = compressor();
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    // The manifest's write fails after every variant is written: the retry finds the variants done.
+    for _ in 0..4 {
+        c.store.before_next("put", |_| {});
+    }
+    c.store.before_next("put", |s| {
+        s.faults
+            .fail_next("put", PortError::Unavailable("timeout".into()))
+    });
+    assert!(c.handle(event("s3-put-emulator.json")).await.is_err());
+    assert_eq!(c.store.keys(DEST).len(), 4, "the variants, no manifest");
+    let gets = c.store.faults.calls("get");
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+    assert_eq!(c.store.faults.calls("get"), gets, "nothing downloaded");
+    let manifest = manifest_of(&c.store, "photos/garden.jpg");
+    assert_eq!(
+        manifest["formats"][0]["images"].as_array().unwrap().len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_re_upload_rewrites_the_manifest_after_its_variants() {
+    let c = compressor();
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    c.handle(event("s3-put-emulator.json")).await.unwrap();
+    let first = manifest_of(&c.store, "photos/garden.jpg");
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/storm-1920x1280.jpg"),
+    );
+    // While the new variants are written, the manifest there is still the first one.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..4 {
+        let seen = seen.clone();
+        c.store.before_next("put", move |s| {
+            let m = s.object(DEST, "manifest/photos/garden.jpg.json").unwrap();
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_slice::<Value>(&m.body).unwrap()["source"]["etag"].clone());
+        });
+    }
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(4)]
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![first["source"]["etag"].clone(); 4]
+    );
+    let second = manifest_of(&c.store, "photos/garden.jpg");
+    let current = c.store.object(SOURCE, "photos/garden.jpg").unwrap().etag;
+    assert_eq!(second["source"]["etag"], current.as_str());
+    assert_ne!(first["source"]["etag"], second["source"]["etag"]);
+    assert_eq!(second["source"]["width"], 1920);
+    assert_eq!(second["fallback"]["height"], 800);
+}
+
+#[tokio::test]
+async fn a_manifest_written_for_a_replaced_object_is_rewritten_for_the_current_one() {
+    let c = compressor();
+    let key = "photos/garden.jpg";
+    c.store
+        .insert(SOURCE, key, image("good/garden-2560x1600.jpg"));
+    // The object is replaced just before the manifest of the first version is written.
+    for _ in 0..4 {
+        c.store.before_next("put", |_| {});
+    }
+    c.store.before_next("put", move |s| {
+        s.insert(SOURCE, key, image("good/storm-1920x1280.jpg"))
+    });
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(8)]
+    );
+    let current = c.store.object(SOURCE, key).unwrap().etag;
+    let manifest = manifest_of(&c.store, key);
+    assert_eq!(manifest["source"]["etag"], current.as_str());
+    assert_eq!(manifest["source"]["width"], 1920);
+    for img in manifest["formats"][0]["images"].as_array().unwrap() {
+        let object = c
+            .store
+            .object(DEST, img["src"].as_str().unwrap().trim_start_matches('/'))
+            .unwrap();
+        assert_eq!(
+            object.metadata["source-etag"],
+            image_compressor::event::metadata_value(&current)
+        );
+    }
+}
+
+#[tokio::test]
+async fn variants_without_the_manifests_fields_are_written_again() {
+    let c = compressor();
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    c.handle(event("s3-put-emulator.json")).await.unwrap();
+    // A variant written by a version that did not record the source's size.
+    let mut old = c.store.object(DEST, "small/photos/garden.jpg.jpg").unwrap();
+    old.metadata.remove("source-width");
+    c.store
+        .put(NewObject {
+            bucket: DEST.into(),
+            key: "small/photos/garden.jpg.jpg".into(),
+            body: old.body,
+            content_type: old.content_type,
+            cache_control: old.cache_control,
+            metadata: old.metadata,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(1)]
+    );
 }

@@ -16,6 +16,9 @@ fn config() -> PipelineConfig {
         max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
         max_decode_bytes: 512 * 1024 * 1024,
         background: [255, 255, 255],
+        memory_budget: image_compressor::memory_budget::image_budget(
+            image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
+        ),
     }
 }
 
@@ -186,6 +189,20 @@ fn every_bad_file_gets_its_documented_error() {
             "bad/png-palette-2bit-interlaced-index-out-of-range.png",
             "CORRUPT",
         ),
+        // Within every per-buffer bound, over the memory of the whole process.
+        (
+            "bad/tiff-deflate-8184x8184-rgba16.tif",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        (
+            "bad/webp-animated-9000x9000-lossless.webp",
+            "IMAGE_TOO_LARGE_FOR_MEMORY",
+        ),
+        // A 1x1 screen: the frame's own size is the bound.
+        (
+            "bad/gif-1x1-screen-23000x23000-frame.gif",
+            "TOO_MANY_PIXELS",
+        ),
     ];
     let dir = format!("{}/testdata/bad", env!("CARGO_MANIFEST_DIR"));
     let mut listed: Vec<String> = expected.iter().map(|(f, _)| f[4..].to_string()).collect();
@@ -208,6 +225,45 @@ fn every_bad_file_gets_its_documented_error() {
             Err(err) => assert_eq!(err.code(), code, "{file}: {err}"),
         }
     }
+}
+
+#[test]
+fn the_memory_budget_comes_from_the_function_memory_and_is_checked_before_decoding() {
+    // A progressive 8192x4096 photo: libjpeg keeps every coefficient (192 MiB) while it decodes.
+    let photo = std::fs::read(format!(
+        "{}/../../bench/corpus/flightgear-globe_colors-8192x4096-progressive.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let with_memory = |mb: &str| {
+        PipelineConfig::from_env(&adapters::Env::from_pairs(&[(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            mb,
+        )]))
+        .unwrap()
+    };
+    let small = with_memory("256");
+    match process_image(&photo, &small) {
+        Err(ImageError::TooLargeForMemory { needed, budget }) => {
+            assert_eq!(budget, small.memory_budget);
+            assert!(needed > 192 << 20 && needed < 300 << 20, "{needed}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        process_image(&photo, &with_memory("512"))
+            .unwrap()
+            .variants
+            .len(),
+        4
+    );
+    // The error is permanent, named, and says what the image needs against what it may use.
+    let e = process_image(&photo, &small).unwrap_err();
+    assert_eq!(e.code(), "IMAGE_TOO_LARGE_FOR_MEMORY");
+    assert!(
+        e.to_string().contains(&small.memory_budget.to_string()),
+        "{e}"
+    );
 }
 
 #[test]

@@ -47,7 +47,7 @@ proptest! {
             cut -= 1;
         }
         let key = &key[..cut];
-        let metadata = variant_metadata(key, &etag, 5 * 1024 * 1024 * 1024, 50_000_000, 10_000, 10_000);
+        let metadata = variant_metadata(key, &etag, 5 * 1024 * 1024 * 1024, 50_000_000, 10_000, 10_000, (u32::MAX, u32::MAX));
         prop_assert!(metadata_bytes(&metadata) <= MAX_METADATA_BYTES, "{}", metadata_bytes(&metadata));
         prop_assert_eq!(&metadata["source-etag"], &etag);
         match metadata.get("source-key") {

@@ -32,6 +32,27 @@ impl Config {
                 ))
             }
         };
+        // A payment request is sent once per order only because the queue deduplicates by order
+        // id, which SQS does for FIFO queues alone: a standard queue would take the
+        // deduplication id and still deliver a redelivered order's request twice.
+        let fifo = |value: String| -> Result<String, ConfigError> {
+            let name = value
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            if name.ends_with(".fifo") {
+                Ok(value)
+            } else {
+                Err(ConfigError::new(
+                    "PAYMENT_QUEUE_URL",
+                    format!(
+                        "= {value:?} is not a FIFO queue (its name must end in .fifo): payment \
+                         requests are deduplicated by order id only on a FIFO queue"
+                    ),
+                ))
+            }
+        };
         let topic = env.required("ORDER_EVENTS_TOPIC_ARN")?;
         if !topic.starts_with("arn:") {
             return Err(ConfigError::new(
@@ -49,7 +70,7 @@ impl Config {
         Ok(Config {
             orders_table: env.required("ORDERS_TABLE")?,
             inventory_table: env.required("INVENTORY_TABLE")?,
-            payment_queue_url: url("PAYMENT_QUEUE_URL")?,
+            payment_queue_url: fifo(url("PAYMENT_QUEUE_URL")?)?,
             order_events_topic_arn: topic,
             orders_dlq_url: url("ORDERS_DLQ_URL")?,
             expiry_queue_url: url("EXPIRY_QUEUE_URL")?,
@@ -100,6 +121,36 @@ mod tests {
             Config::from_env(&Env::from_pairs(&bad)).unwrap_err().name,
             "PAYMENT_QUEUE_URL"
         );
+    }
+
+    #[test]
+    fn a_standard_payment_queue_is_refused_at_cold_start() {
+        let with_queue = |url: &'static str| {
+            let mut pairs = FULL.to_vec();
+            pairs[2].1 = url;
+            Config::from_env(&Env::from_pairs(&pairs))
+        };
+        for standard in [
+            "https://sqs.us-east-1.amazonaws.com/123456789012/payments",
+            // The suffix belongs to the queue's name, not to some other part of the URL.
+            "https://sqs.us-east-1.amazonaws.com/123456789012.fifo/payments",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/payments-fifo",
+        ] {
+            let e = with_queue(standard).unwrap_err();
+            assert_eq!(e.name, "PAYMENT_QUEUE_URL", "{standard}");
+            let message = e.to_string();
+            assert!(
+                message.contains("not a FIFO queue") && message.contains(standard),
+                "{message}"
+            );
+        }
+        for fifo in [
+            "https://sqs.us-east-1.amazonaws.com/123456789012/payments.fifo",
+            "http://127.0.0.1:4566/123456789012/stack-PaymentQueue-AB12.fifo",
+        ] {
+            let config = with_queue(fifo).unwrap_or_else(|e| panic!("{fifo}: {e}"));
+            assert_eq!(config.payment_queue_url, fifo);
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use domain::order::{
 };
 use domain::ports::{DeadLetters, ExpiryQueue, Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::settlement::{OrderExpiry, MAX_EXPIRY_DELAY_SECS};
-use domain::PortError;
+use domain::{Deadline, PortError};
 use futures::future::join_all;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -64,6 +64,12 @@ impl ExpiryQueue for ExpiryNotScheduled {
         Ok(())
     }
 }
+
+/// Time kept back from the invocation's deadline to return the batch response: building the list
+/// of failures, the telemetry of the batch and the post to the runtime API are local work
+/// (milliseconds); the rest is room for a slow scheduler on a busy host. Past the deadline Lambda
+/// kills the invocation and SQS redelivers the whole batch, the finished messages with the rest.
+pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +138,33 @@ where
     /// Different orders run concurrently; copies of one order (duplicates in the same batch) run one
     /// after another, so the second sees the first's recorded side effects and repeats none.
     pub async fn process_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.process_batch_by(event, None).await
+    }
+
+    /// `process_batch` with the invocation's deadline: the response is returned `REPORT_RESERVE`
+    /// before it, whatever the dependencies do.
+    ///
+    /// No message starts once the budget is spent (by `clock` or by the runtime's timer); a message
+    /// still running when it ends is dropped where it stands. Both are reported for redelivery. A
+    /// message cut midway is safe to run again: the stock and the order are written by one
+    /// transaction conditional on the order id being new (a redelivery finds the order and only
+    /// finishes what its record says is not done), the payment request is deduplicated by the
+    /// payment queue on the order id, and the order event is delivered at least once, as always.
+    pub async fn process_batch_by(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Deadline>,
+    ) -> SqsBatchResponse {
+        // The runtime's timer for cutting work in flight, from the wall clock once.
+        let cutoff = deadline
+            .map(|d| tokio::time::Instant::now() + d.budget((self.clock)(), REPORT_RESERVE));
+        let time_left = || match (deadline, cutoff) {
+            (Some(d), Some(cutoff)) => {
+                !d.budget((self.clock)(), REPORT_RESERVE).is_zero()
+                    && tokio::time::Instant::now() < cutoff
+            }
+            _ => true,
+        };
         // Each body is parsed once: the order id groups copies, and the parsed order is processed.
         let mut groups: Vec<(String, Vec<(&SqsMessage, Parsed)>)> = Vec::new();
         for (index, message) in event.records.iter().enumerate() {
@@ -145,10 +178,38 @@ where
                 None => groups.push((key, vec![(message, parsed)])),
             }
         }
+        let time_left = &time_left;
         let results = join_all(groups.into_iter().map(|(_, members)| async move {
             let mut failed = Vec::new();
             for (message, parsed) in members {
-                if let Outcome::Retry(_) = self.process_record(message, parsed).await {
+                let id = message.message_id.as_deref().unwrap_or("");
+                if !time_left() {
+                    tracing::warn!(
+                        message_id = id,
+                        "order message not started: the invocation's deadline is near"
+                    );
+                    metrics::counter!(catalog::MESSAGES_RETRIED).increment(1);
+                    failed.push(failure(message));
+                    continue;
+                }
+                let work = self.process_record(message, parsed);
+                let outcome = match cutoff {
+                    Some(cutoff) => match tokio::time::timeout_at(cutoff, work).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::warn!(
+                                message_id = id,
+                                "order message stopped at the invocation's deadline; it will be retried"
+                            );
+                            metrics::counter!(catalog::MESSAGES_RETRIED).increment(1);
+                            Outcome::Retry(PortError::Unavailable(
+                                "stopped at the invocation's deadline".into(),
+                            ))
+                        }
+                    },
+                    None => work.await,
+                };
+                if let Outcome::Retry(_) = outcome {
                     failed.push(failure(message));
                 }
             }

@@ -35,11 +35,12 @@ async fn main() -> Result<(), Error> {
     .with_payment_timeout(config.payment_timeout);
     let (processor, telemetry) = (&processor, &telemetry);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = domain::Deadline::from_epoch_ms(event.context.deadline);
         let response: SqsBatchResponse = telemetry
             .invocation(
                 &event.context.request_id,
                 event.context.xray_trace_id.as_deref(),
-                processor.process_batch(event.payload),
+                processor.process_batch_by(event.payload, deadline),
             )
             .await;
         Ok::<_, Error>(response)

@@ -22,9 +22,15 @@ use domain::ports::{Notifier, OrderSettlement, TraceHeader};
 use domain::settlement::{
     parse_expiry_message, parse_payment_result, refund_needed, Settled, Settlement,
 };
-use domain::PortError;
+use domain::{Deadline, PortError};
+use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// Time kept back from the invocation's deadline to return the batch response (local work: the
+/// list of failures and the post to the runtime API). Past the deadline Lambda kills the
+/// invocation and SQS redelivers the whole batch, the finished messages with the rest.
+pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +88,54 @@ impl<S: OrderSettlement, N: Notifier> Settler<S, N> {
 
     /// Processes a batch; the response lists exactly the messages SQS must deliver again.
     pub async fn process_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.process_batch_by(event, None).await
+    }
+
+    /// `process_batch` with the invocation's deadline: the response is returned `REPORT_RESERVE`
+    /// before it, whatever the dependencies do. No message starts once the budget is spent, and a
+    /// message still running when it ends is dropped where it stands; both are reported for
+    /// redelivery. A message cut midway is safe to apply again: the status change and the stock
+    /// are one conditional transaction, and a repeat finds the order ended and publishes again.
+    pub async fn process_batch_by(
+        &self,
+        event: SqsEvent,
+        deadline: Option<Deadline>,
+    ) -> SqsBatchResponse {
+        let cutoff = deadline
+            .map(|d| tokio::time::Instant::now() + d.budget((self.clock)(), REPORT_RESERVE));
+        let time_left = || match (deadline, cutoff) {
+            (Some(d), Some(cutoff)) => {
+                !d.budget((self.clock)(), REPORT_RESERVE).is_zero()
+                    && tokio::time::Instant::now() < cutoff
+            }
+            _ => true,
+        };
         let mut response = SqsBatchResponse::default();
         // One after another: a batch may hold a result and an expiry of the same order.
         for message in &event.records {
-            if self.process_record(message).await.retried() {
+            let retried = if !time_left() {
+                tracing::warn!(
+                    message_id = message.message_id.as_deref().unwrap_or(""),
+                    "settlement message not started: the invocation's deadline is near"
+                );
+                true
+            } else {
+                let work = self.process_record(message);
+                match cutoff {
+                    Some(cutoff) => match tokio::time::timeout_at(cutoff, work).await {
+                        Ok(outcome) => outcome.retried(),
+                        Err(_) => {
+                            tracing::warn!(
+                                message_id = message.message_id.as_deref().unwrap_or(""),
+                                "settlement message stopped at the invocation's deadline; it will be retried"
+                            );
+                            true
+                        }
+                    },
+                    None => work.await.retried(),
+                }
+            };
+            if retried {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message.message_id.clone().unwrap_or_default();
                 response.batch_item_failures.push(failure);

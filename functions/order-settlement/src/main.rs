@@ -32,11 +32,12 @@ async fn main() -> Result<(), Error> {
     );
     let (settler, telemetry) = (&settler, &telemetry);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = domain::Deadline::from_epoch_ms(event.context.deadline);
         let response: SqsBatchResponse = telemetry
             .invocation(
                 &event.context.request_id,
                 event.context.xray_trace_id.as_deref(),
-                settler.process_batch(event.payload),
+                settler.process_batch_by(event.payload, deadline),
             )
             .await;
         Ok::<_, Error>(response)

@@ -4,6 +4,7 @@
 //! error, is a response with CORS headers; errors are `application/problem+json`. Only a failing
 //! dependency produces a 5xx.
 
+pub mod budget;
 pub mod config;
 pub mod problem;
 
@@ -312,6 +313,16 @@ fn preflight(methods: &[&str]) -> Response<Body> {
 
 /// Handles one request. Never fails: every outcome is a response.
 pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Body> {
+    handle_by(api, request, None).await
+}
+
+/// Handles one request whose answer is due by `deadline` (the invocation's): work still running
+/// `budget::ANSWER_RESERVE` before it is stopped and answered 503 with `Retry-After`.
+pub async fn handle_by<S: UserStore>(
+    api: &Api<S>,
+    request: Request,
+    deadline: Option<domain::Deadline>,
+) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
     let route = route(request.uri().path(), stage(&request).as_deref());
@@ -328,9 +339,12 @@ pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Bo
         span.record("user", adapters::trace_export::pseudonym(id).as_str());
     }
     tracing::debug!(parent: &span, method = %method, route = route_name(route.as_ref()), "request routed");
-    let result = dispatch(api, &request, route.as_ref())
-        .instrument(span.clone())
-        .await;
+    let result = budget::within(
+        deadline,
+        (api.clock)(),
+        dispatch(api, &request, route.as_ref()).instrument(span.clone()),
+    )
+    .await;
     let _inside = span.enter();
     if let Some(origin) = result
         .as_ref()

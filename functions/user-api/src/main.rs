@@ -6,7 +6,7 @@ use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use lambda_http::{service_fn, Request, RequestExt};
 use user_api::config::{Config, PageTokenKey, PAGE_TOKEN_SECRET_ARN};
-use user_api::{handle, Api};
+use user_api::{handle_by, Api};
 
 // One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
 // worker threads to start, no stacks or malloc arenas of theirs in memory.
@@ -32,11 +32,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (api, telemetry) = (&api, &telemetry);
     lambda_http::run(service_fn(move |request: Request| async move {
         let context = request.lambda_context();
+        let deadline = domain::Deadline::from_epoch_ms(context.deadline);
         let response = telemetry
             .invocation(
                 &context.request_id,
                 context.xray_trace_id.as_deref(),
-                handle(api, request),
+                handle_by(api, request, deadline),
             )
             .await;
         Ok::<_, lambda_http::Error>(response)

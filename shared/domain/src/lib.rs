@@ -4,6 +4,7 @@
 //! the functions' handlers are plain async functions over the ports, so unit tests drive them with the
 //! in-memory implementations behind the `testing` feature.
 
+pub mod deadline;
 pub mod error;
 pub mod image;
 pub mod order;
@@ -16,4 +17,5 @@ pub mod validation;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use deadline::Deadline;
 pub use error::PortError;

@@ -1,0 +1,251 @@
+//! template.yaml's delivery of the variants: a CloudFront distribution in front of the private
+//! variants bucket through origin access control, HTTPS only, compressed, with security headers, a
+//! cache key without `Accept` and TTLs that honour the variants' `Cache-Control`, and the edge
+//! function that picks the format, deployed from its own file.
+
+use integration_tests::workspace_root;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    let r = &t["Resources"][id];
+    assert!(!r.is_null(), "template.yaml has no {id}");
+    r
+}
+
+/// `!Tag value` → ("Tag", value).
+fn tagged(v: &Value) -> (String, &Value) {
+    match v {
+        Value::Tagged(t) => (
+            t.tag.to_string().trim_start_matches('!').to_string(),
+            &t.value,
+        ),
+        other => panic!("{other:?} is not a tagged CloudFormation value"),
+    }
+}
+
+/// `!Ref X` / `!GetAtt X.Y` → "Ref X" / "GetAtt X.Y".
+fn reference(v: &Value) -> String {
+    let (tag, value) = tagged(v);
+    format!("{tag} {}", value.as_str().unwrap_or_default())
+}
+
+fn distribution(t: &Value) -> &Value {
+    let d = resource(t, "VariantsDistribution");
+    assert_eq!(d["Type"], "AWS::CloudFront::Distribution");
+    &d["Properties"]["DistributionConfig"]
+}
+
+#[test]
+fn the_bucket_stays_private_and_is_read_only_by_the_distribution_through_origin_access_control() {
+    let t = template();
+    let config = distribution(&t);
+    let origins = config["Origins"].as_sequence().unwrap();
+    assert_eq!(origins.len(), 1);
+    let origin = &origins[0];
+    assert_eq!(
+        reference(&origin["DomainName"]),
+        "GetAtt DestinationBucket.RegionalDomainName"
+    );
+    assert_eq!(
+        reference(&origin["OriginAccessControlId"]),
+        "GetAtt VariantsOriginAccessControl.Id"
+    );
+    // An empty legacy identity: access is by the OAC alone.
+    assert_eq!(origin["S3OriginConfig"]["OriginAccessIdentity"], "");
+    let oac =
+        &resource(&t, "VariantsOriginAccessControl")["Properties"]["OriginAccessControlConfig"];
+    assert_eq!(oac["OriginAccessControlOriginType"], "s3");
+    assert_eq!(oac["SigningBehavior"], "always");
+    assert_eq!(oac["SigningProtocol"], "sigv4");
+
+    let bucket = &resource(&t, "DestinationBucket")["Properties"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            bucket["PublicAccessBlockConfiguration"][setting], true,
+            "{setting}"
+        );
+    }
+    let policy = &resource(&t, "DestinationBucketPolicy")["Properties"];
+    assert_eq!(reference(&policy["Bucket"]), "Ref DestinationBucket");
+    let allows: Vec<&Value> = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert_eq!(
+        allows.len(),
+        1,
+        "only the distribution is let in: {allows:?}"
+    );
+    let allow = allows[0];
+    assert_eq!(allow["Principal"]["Service"], "cloudfront.amazonaws.com");
+    assert_eq!(
+        allow["Action"], "s3:GetObject",
+        "reads only, and no listing"
+    );
+    let (tag, resource_arn) = tagged(&allow["Resource"]);
+    assert_eq!(
+        (tag.as_str(), resource_arn.as_str()),
+        ("Sub", Some("${DestinationBucket.Arn}/*"))
+    );
+    let (tag, source) = tagged(&allow["Condition"]["StringEquals"]["AWS:SourceArn"]);
+    assert_eq!(tag, "Sub");
+    assert_eq!(
+        source.as_str(),
+        Some("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${VariantsDistribution}"),
+        "scoped to this stack's distribution"
+    );
+}
+
+#[test]
+fn viewers_use_https_get_compressed_responses_and_security_headers() {
+    let t = template();
+    let config = distribution(&t);
+    let behaviour = &config["DefaultCacheBehavior"];
+    assert_eq!(behaviour["ViewerProtocolPolicy"], "redirect-to-https");
+    assert_eq!(behaviour["Compress"], true);
+    let methods: Vec<&str> = behaviour["AllowedMethods"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(methods, ["GET", "HEAD"]);
+    assert!(
+        config["CacheBehaviors"].is_null(),
+        "one behaviour for every path"
+    );
+    assert_eq!(
+        config["ViewerCertificate"]["CloudFrontDefaultCertificate"],
+        true
+    );
+    assert_eq!(
+        reference(&behaviour["ResponseHeadersPolicyId"]),
+        "Ref VariantsSecurityHeaders"
+    );
+    let headers = &resource(&t, "VariantsSecurityHeaders")["Properties"]
+        ["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"];
+    let hsts = &headers["StrictTransportSecurity"];
+    assert!(
+        hsts["AccessControlMaxAgeSec"].as_u64().unwrap() >= 31_536_000,
+        "a year or more"
+    );
+    assert_eq!(hsts["IncludeSubdomains"], true);
+    assert_eq!(headers["FrameOptions"]["FrameOption"], "DENY");
+    assert_eq!(
+        headers["ReferrerPolicy"]["ReferrerPolicy"],
+        "strict-origin-when-cross-origin"
+    );
+    for header in [
+        "StrictTransportSecurity",
+        "ContentTypeOptions",
+        "FrameOptions",
+        "ReferrerPolicy",
+    ] {
+        assert_eq!(
+            headers[header]["Override"], true,
+            "{header}: set on every response"
+        );
+    }
+    let (tag, output) = tagged(&t["Outputs"]["VariantsDomainName"]["Value"]);
+    assert_eq!(
+        (tag.as_str(), output.as_str()),
+        ("GetAtt", Some("VariantsDistribution.DomainName"))
+    );
+}
+
+#[test]
+fn the_cache_key_holds_the_format_through_the_uri_and_ttls_honour_no_cache() {
+    let t = template();
+    let config = distribution(&t);
+    assert_eq!(
+        reference(&config["DefaultCacheBehavior"]["CachePolicyId"]),
+        "Ref VariantsCachePolicy"
+    );
+    let policy = &resource(&t, "VariantsCachePolicy")["Properties"]["CachePolicyConfig"];
+    let key = &policy["ParametersInCacheKeyAndForwardedToOrigin"];
+    // No header in the key (no Accept): the edge function has put the chosen format in the URI.
+    assert_eq!(key["HeadersConfig"]["HeaderBehavior"], "none");
+    assert_eq!(key["CookiesConfig"]["CookieBehavior"], "none");
+    assert_eq!(key["QueryStringsConfig"]["QueryStringBehavior"], "none");
+    assert_eq!(key["EnableAcceptEncodingBrotli"], true);
+    assert_eq!(key["EnableAcceptEncodingGzip"], true);
+    // A re-upload rewrites the same keys and variants say `no-cache`: CloudFront honours that only
+    // with a minimum TTL of 0, and an object without the header must not be kept unchecked either.
+    let default = image_compressor::config::DEFAULT_CACHE_CONTROL;
+    assert!(default.contains("no-cache"), "{default}");
+    let function_env =
+        &resource(&t, "ImageCompressorFunction")["Properties"]["Environment"]["Variables"];
+    assert!(
+        function_env["CACHE_CONTROL"].is_null(),
+        "the stack keeps the default {default:?}"
+    );
+    assert_eq!(policy["MinTTL"], 0);
+    assert_eq!(policy["DefaultTTL"], 0);
+    // Nor is a missing object remembered past its write.
+    let errors = config["CustomErrorResponses"].as_sequence().unwrap();
+    for code in [403, 404] {
+        let response = errors
+            .iter()
+            .find(|e| e["ErrorCode"] == code)
+            .unwrap_or_else(|| panic!("no CustomErrorResponses entry for {code}"));
+        assert_eq!(response["ErrorCachingMinTTL"], 0, "{code}");
+    }
+}
+
+#[test]
+fn the_edge_function_is_the_tested_file_and_rewrites_only_to_formats_the_stack_writes() {
+    let t = template();
+    let function = &resource(&t, "SelectFormatFunction")["Properties"];
+    assert_eq!(function["FunctionConfig"]["Runtime"], "cloudfront-js-2.0");
+    assert_eq!(function["AutoPublish"], true);
+    let (tag, sub) = tagged(&function["FunctionCode"]);
+    assert_eq!(tag, "Sub");
+    let code = sub[0].as_str().unwrap();
+    let file = std::fs::read_to_string(
+        workspace_root().join("functions/image-compressor/edge/select-format.js"),
+    )
+    .unwrap();
+    assert!(
+        code == file,
+        "template.yaml's SelectFormatFunction code differs from functions/image-compressor/edge/select-format.js: copy the file into the template"
+    );
+    // FORMATS is webp exactly when the image-compressor writes WebP (WEBP_QUALITY set).
+    let (tag, formats) = tagged(&sub[1]["Formats"]);
+    assert_eq!(tag, "If");
+    assert_eq!(formats[0], "WritesWebp");
+    assert_eq!(
+        (&formats[1], &formats[2]),
+        (&Value::from("webp"), &Value::from(""))
+    );
+    let (tag, condition) = tagged(&t["Conditions"]["WritesWebp"]);
+    assert_eq!(tag, "Not");
+    let (tag, equals) = tagged(&condition[0]);
+    assert_eq!(tag, "Equals");
+    assert_eq!(reference(&equals[0]), "Ref WebpQuality");
+    assert_eq!(equals[1], "");
+    let function_env =
+        &resource(&t, "ImageCompressorFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(reference(&function_env["WEBP_QUALITY"]), "Ref WebpQuality");
+
+    let associations = distribution(&t)["DefaultCacheBehavior"]["FunctionAssociations"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(associations.len(), 1);
+    assert_eq!(associations[0]["EventType"], "viewer-request");
+    assert_eq!(
+        reference(&associations[0]["FunctionARN"]),
+        "GetAtt SelectFormatFunction.FunctionMetadata.FunctionARN"
+    );
+}
