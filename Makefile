@@ -178,7 +178,7 @@ CHAOS_ORDERS  ?= 2000
 CHAOS_WORKERS ?= 4
 CHAOS_KILL_RATE ?= 0.01
 
-chaos: setup ## Chaos soak: order workers killed and restarted (CHAOS_ORDERS=2000 CHAOS_WORKERS=4)
+chaos: setup ## Flash sale: order workers killed and restarted, then every order settled (CHAOS_ORDERS=2000 CHAOS_WORKERS=4)
 	cargo run --quiet -p integration-tests --bin chaos -- \
 	  --orders $(CHAOS_ORDERS) --workers $(CHAOS_WORKERS) --kill-rate $(CHAOS_KILL_RATE)
 

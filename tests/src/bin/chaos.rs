@@ -374,6 +374,8 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         let _ = w.wait();
     }
 
+    let order_phase = started.elapsed().as_secs_f64();
+
     // The books.
     let mut lost = Vec::new();
     let mut double = Vec::new();
@@ -506,7 +508,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
     let total_kills: u64 = kills.values().sum();
     println!(
         "messages: {} ({} duplicates); workers: {}; kills: {} ({}); confirmed: {}, cancelled: {}; \
-         payment messages: {}; notifications: {} for {} orders; {:.0} s",
+         payment messages: {}; notifications: {} for {} orders; order phase {:.0} s",
         bodies.len(),
         bodies.len() - o.orders,
         o.workers,
@@ -521,11 +523,11 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         paid.values().sum::<usize>(),
         notifications,
         announced.len(),
-        started.elapsed().as_secs_f64()
+        order_phase
     );
     println!(
         "settlement: {} results and expiries applied (each twice) in {settling:.0} s ({:.0} messages/s); \
-         ended: {}; refunds asked: {}; orders/s end to end: {:.1}",
+         ended: {}; refunds asked: {}; whole sale {:.0} s, {:.1} orders/s end to end",
         sale.messages,
         sale.messages as f64 / settling.max(0.001),
         ended
@@ -534,6 +536,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
             .collect::<Vec<_>>()
             .join(", "),
         refunds.len(),
+        started.elapsed().as_secs_f64(),
         o.orders as f64 / started.elapsed().as_secs_f64()
     );
     for problem in lost.iter().chain(&double).take(20) {
