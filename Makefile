@@ -18,7 +18,7 @@ SHARP_STAMP    := bench/sharp/node_modules/.installed-$(shell sha256sum bench/sh
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-FUNCTIONS := image-compressor user-api order-processor
+FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
@@ -194,7 +194,7 @@ CHAOS_ORDERS  ?= 2000
 CHAOS_WORKERS ?= 4
 CHAOS_KILL_RATE ?= 0.01
 
-chaos: setup ## Chaos soak: order workers killed and restarted (CHAOS_ORDERS=2000 CHAOS_WORKERS=4)
+chaos: setup ## Flash sale: order workers killed and restarted, then every order settled (CHAOS_ORDERS=2000 CHAOS_WORKERS=4)
 	cargo run --quiet -p integration-tests --bin chaos -- \
 	  --orders $(CHAOS_ORDERS) --workers $(CHAOS_WORKERS) --kill-rate $(CHAOS_KILL_RATE)
 

@@ -18,11 +18,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_stack as ls  # noqa: E402
 from xray_daemon import XrayDaemon  # noqa: E402
+import payment_service  # noqa: E402
 
 ROOT = ls.ROOT
 WATCH_PORT = int(os.environ.get("DEMO_WATCH_PORT", "9000"))
 PORT = int(os.environ.get("LOCAL_PORT", ls.DEFAULT_PORT))
 IMAGES = ROOT / "functions" / "image-compressor" / "testdata"
+# The demo lowers the payment timeout (default 900 s) through order-processor's configuration so an
+# unpaid order's expiry can be watched.
+DEMO_PAYMENT_TIMEOUT_SECS = 20
 EVENTS = ROOT / "events"
 failures = []
 
@@ -228,7 +232,7 @@ def tour_orders(stack, clients, trace):
             f"{' short ' + ','.join(shorts) if shorts else ''} payment_requested={o['payment_requested']['BOOL']}"
             f" notification_sent={o['notification_sent']['BOOL']}")
     check([(o["order_id"]["S"], o["status"]["S"]) for o in orders]
-          == [("ord-1001", "CONFIRMED"), ("ord-1002", "CANCELLED_INSUFFICIENT_INVENTORY")], "one order per id")
+          == [("ord-1001", "PENDING_PAYMENT"), ("ord-1002", "CANCELLED_INSUFFICIENT_INVENTORY")], "one order per id")
 
     def drain(url):
         out = []
@@ -246,7 +250,7 @@ def tour_orders(stack, clients, trace):
     sent_on = {"payment message": payment_messages[0].get("Attributes", {}).get("AWSTraceHeader") if payment_messages else None}
     for p in payments:
         say(f"   payment request: order {p['order_id']} amount {p['amount']}")
-    check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the confirmed order")
+    check([p["order_id"] for p in payments] == ["ord-1001"], "exactly one payment request, for the pending order")
     events = []
     for m in drain(sub_url):
         envelope = json.loads(m["Body"])
@@ -265,6 +269,93 @@ def tour_orders(stack, clients, trace):
     check(sorted(m["MessageAttributes"]["error_code"]["StringValue"] for m in parked) == ["INVALID_JSON", "INVALID_ORDER"],
           "both poison messages parked with their reason")
     return sent_on
+
+
+def boto3_client(stack, service):
+    import boto3
+    return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=ls.REGION
+                                 ).client(service, endpoint_url=stack["endpoint"])
+
+
+def sqs_records(messages, queue_arn):
+    """The SQS event Lambda builds from received messages, with the queue they came from."""
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": ls.REGION,
+    } for m in messages]}
+
+
+def tour_order_life(stack, clients):
+    say("\n5. the order's whole life: paid, declined (stock restored), expired (stock restored)")
+    say("   tools/payment_service.py stands in for the external payment service: .13 cents are declined,")
+    say(f"   .77 never answered (an abandoned checkout); PAYMENT_TIMEOUT_SECS={DEMO_PAYMENT_TIMEOUT_SECS} for the demo (default 900)")
+    ddb, sqs = clients["dynamodb"], clients["sqs"]
+    r = stack["resources"]
+    arn = {q: sqs.get_queue_attributes(QueueUrl=r[q], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+           for q in ("PaymentResultsQueue", "ExpiryQueue")}
+
+    def stock():
+        item = ddb.get_item(TableName=r["InventoryTable"], Key={"product_id": {"S": "gadget"}}, ConsistentRead=True)
+        return int(item["Item"]["quantity"]["N"])
+
+    def status(order_id):
+        item = ddb.get_item(TableName=r["OrdersTable"], Key={"order_id": {"S": order_id}}, ConsistentRead=True)
+        return item["Item"]["status"]["S"]
+
+    def received(url, wait=0):
+        out = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                         WaitTimeSeconds=wait).get("Messages", []):
+            out += got
+            wait = 0
+        return out
+
+    def settle(url, queue):
+        messages = received(url)
+        result, error = invoke("order-settlement", sqs_records(messages, arn[queue]))
+        check(error is None and result == {"batchItemFailures": []}, f"{len(messages)} {queue} message(s) applied: {result}")
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    # The demo plays Lambda's poller for order-settlement's two queues (the emulator cannot run
+    # functions): their event source mappings are paused so the emulator does not try.
+    lam = boto3_client(stack, "lambda")
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for m in page["EventSourceMappings"]:
+            if m["EventSourceArn"] in arn.values():
+                lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
+    orders = {"ord-2001": "25.00", "ord-2002": "30.13", "ord-2003": "40.77"}
+    before = stock()
+    batch = {"Records": [{
+        "messageId": f"life-{i}", "receiptHandle": f"life-{i}", "md5OfBody": "0", "attributes": {},
+        "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": ls.REGION,
+        "body": json.dumps({"order_id": oid, "user_id": "user-7", "total_amount": total,
+                            "items": [{"product_id": "gadget", "quantity": 2}]}),
+    } for i, (oid, total) in enumerate(orders.items())]}
+    result, error = invoke("order-processor", batch)
+    check(error is None and result == {"batchItemFailures": []}, "three orders reserved")
+    check(stock() == before - 6 and all(status(o) == "PENDING_PAYMENT" for o in orders),
+          f"gadget stock {before} → {stock()}, all three PENDING_PAYMENT")
+    ledger = payment_service.Ledger()
+    for order_id, outcome, _ in payment_service.serve_once(sqs, r["PaymentQueue"], r["PaymentResultsQueue"], ledger):
+        say(f"   payment service: {order_id} → {outcome or 'no answer'}")
+    settle(r["PaymentResultsQueue"], "PaymentResultsQueue")
+    check((status("ord-2001"), status("ord-2002"), status("ord-2003")) == ("PAID", "PAYMENT_FAILED", "PENDING_PAYMENT"),
+          "ord-2001 PAID, ord-2002 PAYMENT_FAILED, ord-2003 still waiting")
+    check(stock() == before - 4, f"ord-2002's 2 gadgets back on sale: {stock()}")
+    say(f"   waiting for ord-2003's expiry on the delay queue (up to {DEMO_PAYMENT_TIMEOUT_SECS} s) ...")
+    deadline = time.time() + DEMO_PAYMENT_TIMEOUT_SECS + 15
+    while status("ord-2003") == "PENDING_PAYMENT" and time.time() < deadline:
+        time.sleep(2)
+        if sqs.get_queue_attributes(QueueUrl=r["ExpiryQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+                                    )["Attributes"]["ApproximateNumberOfMessages"] != "0":
+            settle(r["ExpiryQueue"], "ExpiryQueue")
+    check(status("ord-2003") == "EXPIRED", "ord-2003 EXPIRED")
+    # ord-1001 (part 3) holds 1 gadget; nobody answered its payment request either, so it expires too.
+    check(status("ord-1001") == "EXPIRED", "ord-1001 (part 3, its payment never answered) EXPIRED too")
+    check(stock() == before - 2 + 1,
+          f"ord-2003's 2 and ord-1001's 1 gadget back on sale: gadget stock {stock()} (only ord-2001's 2 sold)")
 
 
 def show_trace(daemon, root, sender, sent_on):
@@ -328,6 +419,7 @@ def main():
         daemon = XrayDaemon()
         with open(ls.LOCAL / "env", "a") as env:
             env.write(f"AWS_XRAY_DAEMON_ADDRESS={daemon.address}\n")
+            env.write(f"PAYMENT_TIMEOUT_SECS={DEMO_PAYMENT_TIMEOUT_SECS}\n")
         start_watch()
         say(f"   spans exported to a stand-in X-Ray daemon on udp {daemon.address}")
         say("   (the first invocation of each function compiles it; later ones are instant)")
@@ -336,8 +428,9 @@ def main():
         root, sender, header = new_trace_header()
         sent_on = tour_orders(stack, clients, header.replace("PARENT", sender))
         show_trace(daemon, root, sender, sent_on)
+        tour_order_life(stack, clients)
     finally:
-        say("\n5. stopping what the demo started")
+        say("\n6. stopping what the demo started")
         if daemon is not None:
             daemon.stop()
         # An emulator the demo found running stays up, with its stack.

@@ -28,6 +28,18 @@ pub struct Emulator {
 
 static EMULATOR: OnceLock<Emulator> = OnceLock::new();
 
+impl Emulator {
+    /// The emulator process's peak resident memory so far, in bytes (Linux `VmHWM`); `None`
+    /// where /proc does not say.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let pid = self._process.lock().ok()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -149,10 +149,11 @@ async fn dynamodb_orders_reserve_atomically() {
             },
         ],
         total: Money(1999),
-        status: OrderStatus::Confirmed,
+        status: OrderStatus::PendingPayment,
         short_items: vec![],
         created_at: "2026-01-01T00:00:00Z".into(),
         payment_requested: false,
+        outcome_notified: false,
         notification_sent: false,
     };
     assert_eq!(
@@ -186,6 +187,86 @@ async fn dynamodb_orders_reserve_atomically() {
     assert_eq!(store.get("o3").await.unwrap(), Some(cancelled));
 }
 
+/// Racing settlements of one pending order: exactly one applies, and stock comes back exactly
+/// once (with the status change, in one transaction) or not at all.
+#[tokio::test]
+async fn dynamodb_settlements_apply_once_and_restore_stock_once() {
+    use domain::ports::OrderSettlement;
+    use domain::settlement::{Settled, Settlement};
+    let config = h::sdk_config().await;
+    let stack = h::create_order_stack(&config).await;
+    let store = stack.store(&config);
+    for round in 0..6 {
+        store.set_stock("plum", 10).await.unwrap();
+        let id = format!("o-race-{round}");
+        let order = Order {
+            order_id: id.clone(),
+            user_id: "u1".into(),
+            items: vec![OrderLine {
+                product_id: "plum".into(),
+                quantity: 4,
+            }],
+            total: Money(400),
+            status: OrderStatus::PendingPayment,
+            short_items: vec![],
+            created_at: "2026-01-01T00:00:00Z".into(),
+            payment_requested: true,
+            outcome_notified: false,
+            notification_sent: true,
+        };
+        assert_eq!(store.reserve(&order).await.unwrap(), Reservation::Reserved);
+        assert_eq!(store.stock("plum").await.unwrap(), Some(6));
+        let targets = [
+            Settlement::Expired,
+            Settlement::PaymentFailed,
+            Settlement::Paid,
+            Settlement::Expired,
+        ];
+        let results =
+            futures::future::join_all(targets.iter().cycle().skip(round).take(8).map(|to| {
+                let (store, id) = (store.clone(), id.clone());
+                async move { (*to, store.settle(&id, *to).await.unwrap()) }
+            }))
+            .await;
+        let applied: Vec<Settlement> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Settled::Applied(_)))
+            .map(|(to, _)| *to)
+            .collect();
+        assert_eq!(applied.len(), 1, "round {round}: {results:?}");
+        let stored = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(stored.status, applied[0].status());
+        let expected = if applied[0].restores_stock() { 10 } else { 6 };
+        assert_eq!(
+            store.stock("plum").await.unwrap(),
+            Some(expected),
+            "round {round}"
+        );
+        // A repeat after the race changes nothing and says what the order is.
+        assert_eq!(
+            store.settle(&id, Settlement::Expired).await.unwrap(),
+            Settled::Unchanged(stored)
+        );
+        assert_eq!(store.stock("plum").await.unwrap(), Some(expected));
+    }
+    assert_eq!(
+        store
+            .settle("no-such-order", Settlement::Paid)
+            .await
+            .unwrap(),
+        Settled::NotFound
+    );
+    store.mark_outcome_notified("o-race-0").await.unwrap();
+    assert!(
+        store
+            .get("o-race-0")
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome_notified
+    );
+}
+
 #[tokio::test]
 async fn sqs_payment_requests_are_deduplicated_by_order_on_fifo() {
     let config = h::sdk_config().await;
@@ -193,6 +274,7 @@ async fn sqs_payment_requests_are_deduplicated_by_order_on_fifo() {
     let queue = SqsPaymentQueue::new(aws_sdk_sqs::Client::new(&config), &url);
     let request = PaymentRequest {
         order_id: "o-1".into(),
+        idempotency_key: "o-1".into(),
         user_id: "u".into(),
         amount_minor: 5990,
         amount: "59.90".into(),
@@ -203,6 +285,39 @@ async fn sqs_payment_requests_are_deduplicated_by_order_on_fifo() {
     assert_eq!(messages.len(), 1, "the duplicate send was dropped");
     let body: PaymentRequest = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(body, request);
+    let attributes = messages[0].message_attributes().unwrap();
+    assert_eq!(
+        attributes["idempotency_key"].string_value(),
+        Some("o-1"),
+        "the payment service can deduplicate without parsing the body"
+    );
+}
+
+#[tokio::test]
+async fn expiry_messages_are_held_back_by_their_delay() {
+    use adapters::sqs::SqsExpiryQueue;
+    use domain::ports::ExpiryQueue;
+    use domain::settlement::OrderExpiry;
+    let config = h::sdk_config().await;
+    let url = h::create_queue(&config, "expiries", false).await;
+    let queue = SqsExpiryQueue::new(aws_sdk_sqs::Client::new(&config), &url);
+    let expiry = OrderExpiry {
+        order_id: "o-late".into(),
+        expires_at: "2026-01-01T00:15:00Z".into(),
+    };
+    queue
+        .schedule_expiry(&expiry, std::time::Duration::from_millis(1500), None)
+        .await
+        .unwrap();
+    assert!(
+        h::drain(&config, &url).await.is_empty(),
+        "not delivered before its delay"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let messages = h::drain(&config, &url).await;
+    assert_eq!(messages.len(), 1);
+    let body: OrderExpiry = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(body, expiry);
 }
 
 #[tokio::test]
@@ -238,7 +353,8 @@ async fn sns_events_reach_a_subscribed_queue_with_attributes() {
         event_type: domain::order::EventType::OrderCreated,
         order_id: "o-9".into(),
         user_id: "u".into(),
-        status: OrderStatus::Confirmed,
+        status: OrderStatus::PendingPayment,
+        reason: None,
         total: "1.00".into(),
         items: vec![],
         short_items: vec![],

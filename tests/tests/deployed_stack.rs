@@ -64,12 +64,25 @@ fn deploy(endpoint: &str, stack: &str, out: &Path, set: &[&str]) -> Json {
 /// Environment variables that name a resource (`*_TABLE`, `*_BUCKET`, `*_URL`, `*_ARN`) whose
 /// value is not the physical id of one of the stack's resources.
 fn names_outside_the_stack(functions: &Json, physical: &Json) -> Vec<String> {
-    let ids: BTreeSet<&str> = physical
+    let mut ids: BTreeSet<String> = physical
         .as_object()
         .into_iter()
         .flatten()
-        .filter_map(|(_, v)| v.as_str())
+        .filter_map(|(_, v)| v.as_str().map(str::to_string))
         .collect();
+    // A queue's physical id is its URL (`.../<account>/<name>`); a function may name it by ARN.
+    let queue_arns: Vec<String> = ids
+        .iter()
+        .filter_map(|id| {
+            let mut parts = id.rsplit('/');
+            let (name, account) = (parts.next()?, parts.next()?);
+            (id.starts_with("http")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("arn:aws:sqs:us-east-1:{account}:{name}"))
+        })
+        .collect();
+    ids.extend(queue_arns);
     let mut outside = Vec::new();
     for (function, env) in functions.as_object().into_iter().flatten() {
         for (name, value) in env.as_object().into_iter().flatten() {
@@ -274,7 +287,7 @@ async fn sam_deploy_creates_the_stack_then_changes_nothing_then_updates_a_parame
         }
     }
     assert_eq!(
-        checked, 13,
+        checked, 17,
         "buckets, tables, queues, topics and secrets of the template"
     );
     // The queue feeds the `live` alias CloudFormation created, not the bare function.
@@ -289,32 +302,43 @@ async fn sam_deploy_creates_the_stack_then_changes_nothing_then_updates_a_parame
             )
         })
         .collect();
-    let queue = physical["OrdersQueue"].as_str().unwrap();
-    let alias = &summary["aliases"]["OrderProcessorFunctionAliaslive"];
-    let alias_arn = alias["AliasArn"].as_str().unwrap();
-    // The emulator records a mapping made to an alias under the version the alias names.
-    let its_version = format!(
-        "{}:{}",
-        alias_arn.trim_end_matches(":live"),
-        alias["FunctionVersion"].as_str().unwrap()
-    );
-    assert_eq!(mappings.len(), 1, "{mappings:?}");
-    let (source, target) = mappings[0];
-    assert_eq!(
-        source,
-        format!(
+    assert_eq!(mappings.len(), 3, "{mappings:?}");
+    // Each queue feeds the `live` alias of its function.
+    for (queue, function) in [
+        ("OrdersQueue", "OrderProcessorFunction"),
+        ("PaymentResultsQueue", "OrderSettlementFunction"),
+        ("ExpiryQueue", "OrderSettlementFunction"),
+    ] {
+        let queue = physical[queue].as_str().unwrap();
+        let alias = &summary["aliases"][format!("{function}Aliaslive")];
+        let alias_arn = alias["AliasArn"].as_str().unwrap();
+        // The emulator records a mapping made to an alias under the version the alias names.
+        let its_version = format!(
+            "{}:{}",
+            alias_arn.trim_end_matches(":live"),
+            alias["FunctionVersion"].as_str().unwrap()
+        );
+        let source = format!(
             "arn:aws:sqs:us-east-1:123456789012:{}",
             queue.rsplit('/').next().unwrap()
-        )
-    );
-    assert!(
-        target == alias_arn || target == its_version,
-        "the orders queue feeds {target}, not the live alias {alias_arn}"
-    );
+        );
+        let targets: Vec<&str> = mappings
+            .iter()
+            .filter(|(s, _)| *s == source)
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(targets.len(), 1, "{source}: {mappings:?}");
+        assert!(
+            targets[0] == alias_arn || targets[0] == its_version,
+            "{source} feeds {}, not the live alias {alias_arn}",
+            targets[0]
+        );
+    }
     for logical in [
         "ImageCompressorFunction",
         "UserApiFunction",
         "OrderProcessorFunction",
+        "OrderSettlementFunction",
     ] {
         let function = physical[logical].as_str().unwrap();
         assert_eq!(
@@ -332,6 +356,9 @@ async fn sam_deploy_creates_the_stack_then_changes_nothing_then_updates_a_parame
         "PAYMENT_QUEUE_URL",
         "ORDER_EVENTS_TOPIC_ARN",
         "ORDERS_DLQ_URL",
+        "EXPIRY_QUEUE_URL",
+        "PAYMENT_RESULTS_QUEUE_ARN",
+        "EXPIRY_QUEUE_ARN",
         "DESTINATION_BUCKET",
         "SOURCE_BUCKET",
         "PAGE_TOKEN_SECRET_ARN",

@@ -185,31 +185,13 @@ impl<N: Notifier> Notifier for Flaky<N> {
 #[tokio::test]
 async fn concurrent_workers_with_duplicates_and_failures_never_oversell_or_double_apply() {
     let s = stack().await;
-    concurrency_run(s, 250, None).await;
-}
-
-/// The same workload where faults outlive the payment queue's deduplication window: the emulator's
-/// FIFO window is 3 s (AWS: 5 minutes), the processor's send window 1 s (default: 4 minutes), and a
-/// failed message is redelivered 2 s later. No order may be paid twice; an unrecorded payment past
-/// the window is parked, never resent.
-#[tokio::test]
-async fn faults_past_the_dedup_window_never_send_a_payment_twice() {
-    let emulator = h::start_emulator_with(&["--sqs-dedup-seconds", "3"]);
-    let config = h::sdk_config_for(&emulator.endpoint, &h::test_settings()).await;
-    let resources = h::create_order_stack(&config).await;
-    let store = resources.store(&config);
-    let s = Stack {
-        config,
-        store,
-        resources,
-    };
-    concurrency_run(s, 120, Some(Duration::from_secs(1))).await;
+    concurrency_run(s, 250).await;
 }
 
 /// Eight workers drain a queue of orders (every fifth sent twice) through processors whose store,
 /// payment queue and notifier fail now and then before and after their calls commit, and SQS
-/// redelivers what failed. `payment_window`: the processor's send window, when shortened.
-async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duration>) {
+/// redelivers what failed.
+async fn concurrency_run(s: Stack, orders: usize) {
     const PRODUCTS: usize = 5;
     const WORKERS: usize = 8;
     let stock_each = (orders * 9 / 25) as i64; // about two thirds of the orders fit
@@ -268,7 +250,7 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
         batch.send().await.unwrap();
     }
 
-    let mut processor = Processor::new(
+    let processor = Processor::new(
         Flaky::new(s.store.clone(), 29),
         Flaky::new(
             SqsPaymentQueue::new(sqs.clone(), &s.resources.payment_url),
@@ -280,9 +262,6 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
         ),
         SqsDeadLetters::new(sqs.clone(), &s.resources.dlq_url),
     );
-    if let Some(window) = payment_window {
-        processor = processor.with_payment_window(window);
-    }
     let processor = Arc::new(processor);
     let acknowledged = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
     let retried = Arc::new(AtomicU64::new(0));
@@ -359,8 +338,6 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
     // Every order is stored once, in a final state, with its side effects recorded.
     let mut deducted = [0i64; PRODUCTS];
     let mut confirmed = BTreeSet::new();
-    // Confirmed orders whose payment was never recorded (only past a shortened window).
-    let mut unconfirmed = BTreeSet::new();
     for (id, lines) in &lines_of {
         let order = s
             .store
@@ -369,11 +346,8 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
             .unwrap()
             .unwrap_or_else(|| panic!("{id} missing"));
         assert!(order.notification_sent, "{id} not announced: {order:?}");
-        if order.status == OrderStatus::Confirmed {
-            if !order.payment_requested {
-                assert!(payment_window.is_some(), "{id} payment not requested");
-                unconfirmed.insert(id.clone());
-            }
+        if order.status == OrderStatus::PendingPayment {
+            assert!(order.payment_requested, "{id} payment not requested");
             confirmed.insert(id.clone());
             for (p, q) in lines {
                 deducted[p[1..].parse::<usize>().unwrap()] += i64::from(*q);
@@ -406,59 +380,19 @@ async fn concurrency_run(s: Stack, orders: usize, payment_window: Option<Duratio
         "duplicate payment requests: {per_order:?}"
     );
     let paid: BTreeSet<String> = per_order.keys().cloned().collect();
-    let recorded: BTreeSet<String> = confirmed.difference(&unconfirmed).cloned().collect();
-    assert!(
-        paid.is_subset(&confirmed),
-        "payment for an unconfirmed order"
+    assert_eq!(
+        paid, confirmed,
+        "one payment request for every reserved order"
     );
     assert!(
-        recorded.is_subset(&paid),
-        "a recorded payment never sent: {:?}",
-        recorded.difference(&paid).collect::<Vec<_>>()
+        h::drain(&s.config, &s.resources.dlq_url).await.is_empty(),
+        "nothing parked: every message was valid"
     );
-    // Every order whose payment is unconfirmed was parked for an operator, with that reason. A
-    // copy that read the record while another copy was between its send and recording it is
-    // parked too (the processor reads again before parking, but not atomically with the send):
-    // the operator's check then finds its one payment.
-    let parked = h::drain(&s.config, &s.resources.dlq_url).await;
-    let mut parked_orders = BTreeSet::new();
-    for m in &parked {
-        let code = m.message_attributes().unwrap()["error_code"]
-            .string_value()
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            code, "PAYMENT_UNCONFIRMED",
-            "only unconfirmed payments are parked"
-        );
-        let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-        parked_orders.insert(body["order_id"].as_str().unwrap().to_string());
-    }
-    assert!(
-        unconfirmed.is_subset(&parked_orders),
-        "unconfirmed but not parked: {:?}",
-        unconfirmed.difference(&parked_orders).collect::<Vec<_>>()
-    );
-    for id in parked_orders.difference(&unconfirmed) {
-        assert_eq!(
-            per_order.get(id),
-            Some(&1),
-            "{id}: parked, recorded, not paid once"
-        );
-    }
-    if payment_window.is_some() {
-        assert!(
-            !unconfirmed.is_empty(),
-            "faults outlived the window: some payments were left unconfirmed"
-        );
-    }
     println!(
-        "orders: {} messages, {} orders, {} confirmed ({} payments unconfirmed, {} orders parked), {} injected faults, {} retried messages",
+        "orders: {} messages, {} orders, {} reserved, {} injected faults, {} retried messages",
         total_messages,
         orders,
         confirmed.len(),
-        unconfirmed.len(),
-        parked_orders.len(),
         injected,
         retried.load(Ordering::Relaxed)
     );

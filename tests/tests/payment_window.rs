@@ -1,122 +1,125 @@
-//! A payment request is never sent twice, even when the flag recording it keeps failing past the
-//! payment queue's deduplication window. Against its own moto server whose FIFO window is shortened
-//! to 3 s (AWS: 5 minutes), with the processor's send window shortened to 2 s (default: 4 minutes).
+//! A payment request is retried for as long as its order is pending, never given up because time
+//! passed: with the deployed orders queue (its `VisibilityTimeout` and `maxReceiveCount` read from
+//! template.yaml) and a simulated clock, sends failing on the first two deliveries (0 s and 185 s)
+//! still end in a payment request on the third (370 s), and a success result makes the order `PAID`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::cell::Cell;
 
-use adapters::sns::SnsNotifier;
-use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
-use domain::order::{Order, PaymentRequest, Reservation};
-use domain::ports::{OrderStore, PaymentQueue};
+use domain::order::{OrderStatus, PaymentRequest};
+use domain::testing::{
+    InMemoryOrderStore, RecordingDeadLetters, RecordingExpiryQueue, RecordingNotifier,
+    RecordingPaymentQueue,
+};
 use domain::PortError;
-use integration_tests as h;
+use integration_tests::workspace_root;
 use order_processor::{Outcome, Processor};
+use order_settlement::{Outcome as SettlementOutcome, Settler};
 use serde_json::json;
+use time::OffsetDateTime;
 
-const DEDUP_SECS: u64 = 3;
+/// How long after a message becomes visible again Lambda's poller receives it (SQS long polling
+/// by the event source mapping: a few seconds).
+const POLL_LATENCY_SECS: u64 = 5;
 
-/// The real store, except that recording finished side effects fails while `failing` is set.
-struct FlagWriteFails<O> {
-    store: O,
-    failing: AtomicBool,
+/// The orders queue as deployed: (VisibilityTimeout, maxReceiveCount).
+fn deployed_orders_queue() -> (u64, u64) {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let queue = &template["Resources"]["OrdersQueue"]["Properties"];
+    (
+        queue["VisibilityTimeout"].as_u64().unwrap(),
+        queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap(),
+    )
 }
 
-impl<O: OrderStore> OrderStore for FlagWriteFails<O> {
-    async fn reserve(&self, order: &Order) -> Result<Reservation, PortError> {
-        self.store.reserve(order).await
-    }
-    async fn record(&self, order: &Order) -> Result<bool, PortError> {
-        self.store.record(order).await
-    }
-    async fn get(&self, order_id: &str) -> Result<Option<Order>, PortError> {
-        self.store.get(order_id).await
-    }
-    async fn mark_done(&self, id: &str, paid: bool, notified: bool) -> Result<(), PortError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(PortError::Unavailable(
-                "dynamodb: injected flag-write failure".into(),
-            ));
-        }
-        self.store.mark_done(id, paid, notified).await
-    }
+thread_local! {
+    static ELAPSED: Cell<u64> = const { Cell::new(0) };
 }
 
-fn error_code(message: &aws_sdk_sqs::types::Message) -> String {
-    message.message_attributes().unwrap()["error_code"]
-        .string_value()
-        .unwrap()
-        .to_string()
+/// A fixed start plus the simulated seconds elapsed.
+fn simulated_now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap()
+        + time::Duration::seconds(ELAPSED.with(Cell::get) as i64)
 }
 
 #[tokio::test]
-async fn no_second_payment_request_after_the_queue_forgets_the_first() {
-    let emulator = h::start_emulator_with(&["--sqs-dedup-seconds", &DEDUP_SECS.to_string()]);
-    let config = h::sdk_config_for(&emulator.endpoint, &h::test_settings()).await;
-    let stack = h::create_order_stack(&config).await;
-    let store = stack.store(&config);
-    store.set_stock("widget", 5).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let payments = SqsPaymentQueue::new(sqs.clone(), &stack.payment_url);
-
-    // Control: past the shortened window the queue accepts a repeat as a new message, so the
-    // assertion below can fail.
-    let control = PaymentRequest {
-        order_id: "control".into(),
-        user_id: "u".into(),
-        amount_minor: 100,
-        amount: "1.00".into(),
-    };
-    payments.request_payment(&control, None).await.unwrap();
-    payments.request_payment(&control, None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(DEDUP_SECS * 1000 + 500)).await;
-    payments.request_payment(&control, None).await.unwrap();
-    assert_eq!(
-        h::drain(&config, &stack.payment_url).await.len(),
-        2,
-        "the emulator deduplicates inside its window and forgets after it"
-    );
-
-    let processor = Processor::new(
-        FlagWriteFails {
-            store: store.clone(),
-            failing: AtomicBool::new(true),
-        },
-        payments,
-        SnsNotifier::new(aws_sdk_sns::Client::new(&config), &stack.topic),
-        SqsDeadLetters::new(sqs, &stack.dlq_url),
+async fn a_payment_failing_twice_goes_out_on_the_third_delivery_and_the_order_is_paid() {
+    let (visibility, max_receives) = deployed_orders_queue();
+    let mut p = Processor::new(
+        InMemoryOrderStore::default(),
+        RecordingPaymentQueue::default(),
+        RecordingNotifier::default(),
+        RecordingDeadLetters::default(),
     )
-    .with_payment_window(Duration::from_secs(DEDUP_SECS - 1));
-    let body = json!({"order_id": "ord-w1", "user_id": "u1",
+    .with_expiry(RecordingExpiryQueue::default());
+    p.clock = simulated_now;
+    p.orders.set_stock("widget", 5);
+    let body = json!({"order_id": "ord-slow", "user_id": "u1",
         "items": [{"product_id": "widget", "quantity": 2}], "total_amount": "4.00"})
     .to_string();
-    // First delivery: stock reserved and the payment sent, but the flag write fails.
-    assert!(matches!(
-        processor.process_message("m1", &body).await,
-        Outcome::Retry(_)
-    ));
-    // Redelivered after the queue's window: sending now would be a second charge.
-    tokio::time::sleep(Duration::from_millis(DEDUP_SECS * 1000 + 500)).await;
-    processor.orders.failing.store(false, Ordering::SeqCst);
-    assert_eq!(
-        processor.process_message("m1", &body).await,
-        Outcome::Parked
-    );
+    // The payment queue throttles on the first two deliveries.
+    for _ in 0..2 {
+        p.payments
+            .faults
+            .fail_next("request_payment", PortError::Throttled("sqs".into()));
+    }
 
-    let sent = h::drain(&config, &stack.payment_url).await;
-    assert_eq!(sent.len(), 1, "exactly one payment request for the order");
-    let parked = h::drain(&config, &stack.dlq_url).await;
-    assert_eq!(parked.len(), 1);
-    assert_eq!(error_code(&parked[0]), "PAYMENT_UNCONFIRMED");
-    assert_eq!(parked[0].body(), Some(body.as_str()));
+    // SQS as deployed: a failed message is received again once its visibility timeout has
+    // passed, until maxReceiveCount receives have failed (then it is redriven to the DLQ).
+    let mut deliveries = Vec::new();
+    let mut outcome = Outcome::Parked;
+    for receive in 1..=max_receives {
+        deliveries.push(ELAPSED.with(Cell::get));
+        outcome = p.process_message("m1", &body).await;
+        if !matches!(outcome, Outcome::Retry(_)) {
+            break;
+        }
+        assert!(
+            receive < max_receives,
+            "redriven to the DLQ before the payment went out"
+        );
+        ELAPSED.with(|e| e.set(e.get() + visibility + POLL_LATENCY_SECS));
+    }
+    let step = visibility + POLL_LATENCY_SECS;
     assert_eq!(
-        store.stock("widget").await.unwrap(),
-        Some(3),
-        "deducted once"
+        deliveries,
+        [0, step, 2 * step],
+        "deliveries at 0 s, 185 s, 370 s as deployed"
     );
-    let order = store.get("ord-w1").await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::AlreadyProcessed);
     assert!(
-        !order.payment_requested,
-        "the record still shows the payment as unconfirmed"
+        p.dead_letters.parked().is_empty(),
+        "never parked because time passed"
+    );
+    assert_eq!(p.payments.faults.calls("request_payment"), 3);
+    let sent: Vec<PaymentRequest> = p.payments.sent();
+    assert_eq!(sent.len(), 1, "the third send went out");
+    assert_eq!(sent[0].idempotency_key, "ord-slow");
+    let order = p.orders.order("ord-slow").unwrap();
+    assert_eq!(order.status, OrderStatus::PendingPayment);
+    assert!(order.payment_requested);
+
+    // The payment service answers on the results queue; order-settlement applies it.
+    let answer = json!({"order_id": "ord-slow", "idempotency_key": "ord-slow",
+        "outcome": "SUCCEEDED"})
+    .to_string();
+    let settler = Settler::new(
+        p.orders,
+        RecordingNotifier::default(),
+        "arn:aws:sqs:us-east-1:1:results",
+        "arn:aws:sqs:us-east-1:1:expiries",
+    );
+    assert_eq!(
+        settler.apply_payment_result(&answer, None).await,
+        SettlementOutcome::Paid
+    );
+    assert_eq!(
+        settler.orders.order("ord-slow").unwrap().status,
+        OrderStatus::Paid
+    );
+    assert_eq!(
+        settler.orders.stock("widget"),
+        Some(3),
+        "the stock stays sold"
     );
 }

@@ -46,7 +46,7 @@ fn stem(function_id: &str) -> &str {
 fn every_function_has_a_provisioned_concurrency_parameter_off_by_default() {
     let t = template();
     let ids = function_ids(&t);
-    assert_eq!(ids.len(), 3, "the suite's three functions: {ids:?}");
+    assert_eq!(ids.len(), 4, "the suite's four functions: {ids:?}");
     for id in &ids {
         let name = format!("{}ProvisionedConcurrency", stem(id));
         let p = &t["Parameters"][name.as_str()];

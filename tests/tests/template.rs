@@ -201,6 +201,9 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
         "order-processor" => order_processor::config::Config::from_env(env)
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        "order-settlement" => order_settlement::config::Config::from_env(env)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         other => panic!("no configuration known for {other}"),
     }
     .unwrap_or_else(|e| panic!("{binary} does not start with the template's environment: {e}"));
@@ -226,14 +229,14 @@ const OPTIONAL: [&str; 8] = [
     "BACKGROUND_COLOR",
     "MAX_DECODE_BYTES",
     "PAGE_TOKEN_SECRET",
-    "PAYMENT_SEND_WINDOW_SECS",
+    "PAYMENT_TIMEOUT_SECS",
 ];
 
 #[test]
 fn every_function_binary_exists_in_the_workspace() {
     let t = template();
     let fns = functions(&t);
-    assert_eq!(fns.len(), 3);
+    assert_eq!(fns.len(), 4);
     for f in fns {
         let manifest = workspace_root()
             .join("functions")
@@ -342,6 +345,18 @@ fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
             ),
             (on("PAYMENT_QUEUE_URL"), sqs::SQS_SEND_ACTIONS),
             (on("ORDERS_DLQ_URL"), sqs::SQS_SEND_ACTIONS),
+            (on("EXPIRY_QUEUE_URL"), sqs::SQS_SEND_ACTIONS),
+            (on("ORDER_EVENTS_TOPIC_ARN"), sns::SNS_PUBLISH_ACTIONS),
+        ],
+        "order-settlement" => vec![
+            (
+                on("ORDERS_TABLE"),
+                dynamo_orders::SETTLEMENT_ORDERS_TABLE_ACTIONS,
+            ),
+            (
+                on("INVENTORY_TABLE"),
+                dynamo_orders::INVENTORY_TABLE_ACTIONS,
+            ),
             (on("ORDER_EVENTS_TOPIC_ARN"), sns::SNS_PUBLISH_ACTIONS),
         ],
         other => panic!("no adapter table for {other}"),

@@ -1,8 +1,8 @@
 //! Time budgets at the deployed settings: the longest path of each function, at the SDK timeouts
 //! and attempts `template.yaml` deploys, is longer than the function's `Timeout`, so each function
 //! stops its own work from the invocation's deadline and still answers properly (user-api: 503
-//! with `Retry-After`, problem+json and CORS; order-processor: every unfinished message reported
-//! for redelivery). Every number here is read from `template.yaml` or from the code's constants.
+//! with `Retry-After`, problem+json and CORS; order-processor and order-settlement: every
+//! unfinished message reported for redelivery). Every number here is read from `template.yaml` or from the code's constants.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use adapters::config::AwsSettings;
 use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::order::{Order, Reservation};
-use domain::ports::{OrderStore, UserPage, UserStore};
+use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
+use domain::ports::{OrderSettlement, OrderStore, UserPage, UserStore};
+use domain::settlement::{Settled, Settlement};
 use domain::testing::{
     InMemoryOrderStore, RecordingDeadLetters, RecordingNotifier, RecordingPaymentQueue,
 };
@@ -23,6 +24,7 @@ use integration_tests::fault_proxy::{Fault, FaultProxy};
 use integration_tests::fixtures::api_event;
 use lambda_http::Body;
 use order_processor::Processor;
+use order_settlement::Settler;
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
 use time::OffsetDateTime;
@@ -480,4 +482,99 @@ async fn order_processor_starts_no_message_once_the_budget_is_spent() {
         "every copy not started is reported"
     );
     assert_eq!(processor.orders.inner.stock("widget"), Some(99));
+}
+
+/// An order store for order-settlement where each settlement takes `step` of simulated time.
+struct TickingSettlements {
+    inner: InMemoryOrderStore,
+    step: Duration,
+    settlements: AtomicUsize,
+}
+
+impl OrderSettlement for TickingSettlements {
+    async fn settle(&self, order_id: &str, to: Settlement) -> Result<Settled, PortError> {
+        self.settlements.fetch_add(1, Ordering::SeqCst);
+        SIMULATED_MS.fetch_add(self.step.as_millis() as i64, Ordering::SeqCst);
+        self.inner.settle(order_id, to).await
+    }
+    async fn mark_outcome_notified(&self, order_id: &str) -> Result<(), PortError> {
+        self.inner.mark_outcome_notified(order_id).await
+    }
+}
+
+/// With a simulated clock: a batch of `BatchSize` payment results (the payment results queue's
+/// source), each settlement taking the deployed operation timeout, against a deadline of the
+/// deployed `Timeout`. No result is applied once the budget is spent, and every one not applied is
+/// reported for redelivery, its order still pending.
+#[tokio::test]
+async fn order_settlement_starts_no_message_once_the_budget_is_spent() {
+    const RESULTS: &str = "arn:aws:sqs:us-east-1:123456789012:payment-results";
+    let t = template();
+    let sdk = deployed_sdk_settings(&t);
+    let f = function(&t, "order-settlement");
+    let timeout = timeout_of(f);
+    let (batch_size, _) = sqs_source(&t, f);
+    let store = TickingSettlements {
+        inner: InMemoryOrderStore::default(),
+        step: worst_call(&sdk),
+        settlements: AtomicUsize::new(0),
+    };
+    store.inner.set_stock("widget", 100);
+    let ids: Vec<String> = (0..batch_size).map(|i| format!("o-{i}")).collect();
+    let mut event = SqsEvent::default();
+    for id in &ids {
+        let order = Order {
+            order_id: id.clone(),
+            user_id: "u-1".into(),
+            items: vec![OrderLine {
+                product_id: "widget".into(),
+                quantity: 1,
+            }],
+            total: Money(500),
+            status: OrderStatus::PendingPayment,
+            short_items: vec![],
+            created_at: "2026-12-01T10:00:00Z".into(),
+            payment_requested: true,
+            notification_sent: true,
+            outcome_notified: false,
+        };
+        store.inner.reserve(&order).await.expect("reserve");
+        let mut record = SqsMessage::default();
+        record.message_id = Some(format!("m-{id}"));
+        record.event_source_arn = Some(RESULTS.into());
+        record.body =
+            Some(json!({"order_id": id, "idempotency_key": id, "outcome": "FAILED"}).to_string());
+        event.records.push(record);
+    }
+    let mut settler = Settler::new(
+        store,
+        RecordingNotifier::default(),
+        RESULTS,
+        "arn:aws:sqs:us-east-1:123456789012:expiries",
+    );
+    settler.clock = simulated_now;
+    let deadline = Deadline::after(simulated_now(), timeout);
+    let response = settler.process_batch_by(event, Some(deadline)).await;
+
+    let budget = timeout - order_settlement::REPORT_RESERVE;
+    let started = settler.orders.settlements.load(Ordering::SeqCst);
+    let expected = budget.as_millis().div_ceil(worst_call(&sdk).as_millis()) as usize;
+    assert!(
+        started >= 1 && started < ids.len(),
+        "{started} results applied"
+    );
+    assert_eq!(started, expected.min(ids.len()));
+    assert_eq!(
+        failed(&response),
+        ids[started..]
+            .iter()
+            .map(|id| format!("m-{id}"))
+            .collect::<BTreeSet<_>>(),
+        "every result not applied is reported"
+    );
+    // The stock of each applied failure is back; the others' is still reserved.
+    assert_eq!(
+        settler.orders.inner.stock("widget"),
+        Some(100 - (ids.len() - started) as i64)
+    );
 }

@@ -136,7 +136,7 @@ async fn one_order_is_one_trace_from_its_message_to_the_payment_message_and_the_
     assert_eq!(order["trace_id"], root);
     assert_eq!(order["parent_id"], SENDER);
     assert_eq!(order["annotations"]["order_id"], "ord-spans", "{order}");
-    assert_eq!(order["annotations"]["outcome"], "confirmed", "{order}");
+    assert_eq!(order["annotations"]["outcome"], "reserved", "{order}");
     let order_id = order["id"].as_str().unwrap();
 
     // Every AWS call is a subsegment of the order, with its service, operation and request id.

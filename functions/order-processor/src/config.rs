@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use adapters::config::{AwsSettings, ConfigError, Env};
-use domain::order::PAYMENT_DEDUP_WINDOW_SECS;
+use domain::settlement::MAX_EXPIRY_DELAY_SECS;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -12,14 +12,12 @@ pub struct Config {
     pub payment_queue_url: String,
     pub order_events_topic_arn: String,
     pub orders_dlq_url: String,
-    /// How long after an order is created its payment request may still be sent.
-    pub payment_window: Duration,
+    /// Where each pending order's expiry waits out the payment timeout.
+    pub expiry_queue_url: String,
+    /// How long a pending order waits for its payment before it expires.
+    pub payment_timeout: Duration,
     pub aws: AwsSettings,
 }
-
-/// Kept between a send window's end and the end of the queue's deduplication window, for clock
-/// skew between instances.
-const CLOCK_SKEW_MARGIN_SECS: u64 = 10;
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
@@ -63,33 +61,20 @@ impl Config {
             ));
         }
         let aws = AwsSettings::from_env(env)?;
-        let window_secs = env.number_in(
-            "PAYMENT_SEND_WINDOW_SECS",
-            crate::DEFAULT_PAYMENT_WINDOW.as_secs(),
-            1..=PAYMENT_DEDUP_WINDOW_SECS,
+        // An expiry message is held by the queue's per-message delay, which SQS caps at 15 minutes.
+        let timeout_secs = env.number_in(
+            "PAYMENT_TIMEOUT_SECS",
+            crate::DEFAULT_PAYMENT_TIMEOUT.as_secs(),
+            1..=MAX_EXPIRY_DELAY_SECS,
         )?;
-        // The last send may start just before the window closes and lasts up to the operation
-        // timeout: it must still end inside the queue's deduplication window.
-        let latest_end = window_secs
-            + (aws.operation_timeout.as_millis() as u64).div_ceil(1000)
-            + CLOCK_SKEW_MARGIN_SECS;
-        if latest_end > PAYMENT_DEDUP_WINDOW_SECS {
-            return Err(ConfigError::new(
-                "PAYMENT_SEND_WINDOW_SECS",
-                format!(
-                    "= {window_secs} plus AWS_OPERATION_TIMEOUT_MS ({} s) and {CLOCK_SKEW_MARGIN_SECS} s of clock skew \
-                     must stay within the payment queue's {PAYMENT_DEDUP_WINDOW_SECS} s deduplication window",
-                    aws.operation_timeout.as_secs_f32()
-                ),
-            ));
-        }
         Ok(Config {
             orders_table: env.required("ORDERS_TABLE")?,
             inventory_table: env.required("INVENTORY_TABLE")?,
             payment_queue_url: fifo(url("PAYMENT_QUEUE_URL")?)?,
             order_events_topic_arn: topic,
             orders_dlq_url: url("ORDERS_DLQ_URL")?,
-            payment_window: Duration::from_secs(window_secs),
+            expiry_queue_url: url("EXPIRY_QUEUE_URL")?,
+            payment_timeout: Duration::from_secs(timeout_secs),
             aws,
         })
     }
@@ -99,24 +84,29 @@ impl Config {
 mod tests {
     use super::*;
 
+    const FULL: [(&str, &str); 6] = [
+        ("ORDERS_TABLE", "orders"),
+        ("INVENTORY_TABLE", "inventory"),
+        (
+            "PAYMENT_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/1/payments.fifo",
+        ),
+        ("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events"),
+        (
+            "ORDERS_DLQ_URL",
+            "https://sqs.us-east-1.amazonaws.com/1/dlq",
+        ),
+        (
+            "EXPIRY_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/1/expiries",
+        ),
+    ];
+
     #[test]
     fn every_setting_is_checked_by_name() {
-        let full = [
-            ("ORDERS_TABLE", "orders"),
-            ("INVENTORY_TABLE", "inventory"),
-            (
-                "PAYMENT_QUEUE_URL",
-                "https://sqs.us-east-1.amazonaws.com/1/payments.fifo",
-            ),
-            ("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events"),
-            (
-                "ORDERS_DLQ_URL",
-                "https://sqs.us-east-1.amazonaws.com/1/dlq",
-            ),
-        ];
-        assert!(Config::from_env(&Env::from_pairs(&full)).is_ok());
-        for (i, (name, _)) in full.iter().enumerate() {
-            let mut partial = full.to_vec();
+        assert!(Config::from_env(&Env::from_pairs(&FULL)).is_ok());
+        for (i, (name, _)) in FULL.iter().enumerate() {
+            let mut partial = FULL.to_vec();
             partial.remove(i);
             assert_eq!(
                 &Config::from_env(&Env::from_pairs(&partial))
@@ -125,7 +115,7 @@ mod tests {
                 name
             );
         }
-        let mut bad = full.to_vec();
+        let mut bad = FULL.to_vec();
         bad[2].1 = "payments";
         assert_eq!(
             Config::from_env(&Env::from_pairs(&bad)).unwrap_err().name,
@@ -136,16 +126,9 @@ mod tests {
     #[test]
     fn a_standard_payment_queue_is_refused_at_cold_start() {
         let with_queue = |url: &'static str| {
-            Config::from_env(&Env::from_pairs(&[
-                ("ORDERS_TABLE", "orders"),
-                ("INVENTORY_TABLE", "inventory"),
-                ("PAYMENT_QUEUE_URL", url),
-                ("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events"),
-                (
-                    "ORDERS_DLQ_URL",
-                    "https://sqs.us-east-1.amazonaws.com/1/dlq",
-                ),
-            ]))
+            let mut pairs = FULL.to_vec();
+            pairs[2].1 = url;
+            Config::from_env(&Env::from_pairs(&pairs))
         };
         for standard in [
             "https://sqs.us-east-1.amazonaws.com/123456789012/payments",
@@ -171,48 +154,21 @@ mod tests {
     }
 
     #[test]
-    fn the_payment_window_must_end_inside_the_deduplication_window() {
-        let base = [
-            ("ORDERS_TABLE", "orders"),
-            ("INVENTORY_TABLE", "inventory"),
-            ("PAYMENT_QUEUE_URL", "https://sqs.example/1/payments.fifo"),
-            ("ORDER_EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events"),
-            ("ORDERS_DLQ_URL", "https://sqs.example/1/dlq"),
-        ];
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = base.to_vec();
-            pairs.extend_from_slice(extra);
+    fn the_payment_timeout_fits_in_an_sqs_delay() {
+        let with = |timeout: &'static str| {
+            let mut pairs = FULL.to_vec();
+            pairs.push(("PAYMENT_TIMEOUT_SECS", timeout));
             Config::from_env(&Env::from_pairs(&pairs))
         };
-        assert_eq!(with(&[]).unwrap().payment_window, Duration::from_secs(240));
         assert_eq!(
-            with(&[("PAYMENT_SEND_WINDOW_SECS", "5")])
+            Config::from_env(&Env::from_pairs(&FULL))
                 .unwrap()
-                .payment_window,
-            Duration::from_secs(5)
+                .payment_timeout,
+            Duration::from_secs(900)
         );
-        // 280 s + a 6 s operation timeout + 10 s of skew still ends inside 300 s; 290 s does not.
-        let ok = with(&[
-            ("PAYMENT_SEND_WINDOW_SECS", "280"),
-            ("AWS_OPERATION_TIMEOUT_MS", "6000"),
-        ]);
-        assert!(ok.is_ok(), "{ok:?}");
-        for bad in [
-            [
-                ("PAYMENT_SEND_WINDOW_SECS", "290"),
-                ("AWS_OPERATION_TIMEOUT_MS", "6000"),
-            ],
-            [
-                ("PAYMENT_SEND_WINDOW_SECS", "240"),
-                ("AWS_OPERATION_TIMEOUT_MS", "60000"),
-            ],
-            [
-                ("PAYMENT_SEND_WINDOW_SECS", "0"),
-                ("AWS_OPERATION_TIMEOUT_MS", "6000"),
-            ],
-        ] {
-            let e = with(&bad).unwrap_err();
-            assert_eq!(e.name, "PAYMENT_SEND_WINDOW_SECS", "{bad:?}");
+        assert_eq!(with("20").unwrap().payment_timeout, Duration::from_secs(20));
+        for bad in ["0", "901", "soon"] {
+            assert_eq!(with(bad).unwrap_err().name, "PAYMENT_TIMEOUT_SECS", "{bad}");
         }
     }
 }

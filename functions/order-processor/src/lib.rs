@@ -1,15 +1,17 @@
 //! order-processor: SQS batches of orders → one DynamoDB transaction per order (deduct every line and
-//! store the order) → payment request → order event. Correct under redelivery, duplicates and
-//! concurrency: the transaction is the only place stock changes, and it refuses an order id it has seen.
+//! store the order as `PENDING_PAYMENT`) → expiry scheduled → payment request → `ORDER_CREATED`
+//! event. Correct under redelivery, duplicates and concurrency: the transaction is the only place
+//! stock is deducted, and it refuses an order id it has seen. How a pending order ends (paid,
+//! payment failed, expired) is order-settlement's work.
 //!
 //! Per message: poison (invalid JSON or order) is parked on the dead-letter queue with its reason and
 //! acknowledged; a transient failure is reported in `batchItemFailures` so SQS redelivers only that
 //! message; a redelivered order finishes only the side effects its record says are not yet done.
 //!
-//! Two cases are parked after validation: an order id already stored for a different order (the
-//! message is not applied), and a payment request that may have been sent while the record never
-//! got its flag, once the payment queue's deduplication window has passed (sending again could
-//! charge twice; see `Order::payment_window_open`).
+//! A payment request is sent again on every delivery until its flag is recorded, for as long as the
+//! order is pending: it carries an idempotency key (the order id) by which the payment service
+//! deduplicates, so a repeat never charges twice (the FIFO queue's 5-minute deduplication is a
+//! first line only). An order id already stored for a different order is parked (not applied).
 
 pub mod config;
 
@@ -21,7 +23,8 @@ use domain::order::{
     parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, ParkReason, PaymentRequest,
     PoisonReason, Reservation,
 };
-use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue, TraceHeader};
+use domain::ports::{DeadLetters, ExpiryQueue, Notifier, OrderStore, PaymentQueue, TraceHeader};
+use domain::settlement::{OrderExpiry, MAX_EXPIRY_DELAY_SECS};
 use domain::{Deadline, PortError};
 use futures::future::join_all;
 use time::format_description::well_known::Rfc3339;
@@ -32,19 +35,35 @@ use tracing::Instrument;
 type Parsed = Result<OrderRequest, PoisonReason>;
 
 /// The ports the processor works through, built once per cold start.
-pub struct Processor<O, P, N, D> {
+pub struct Processor<O, P, N, D, E = ExpiryNotScheduled> {
     pub orders: O,
     pub payments: P,
     pub notifier: N,
     pub dead_letters: D,
+    pub expiries: E,
     pub clock: fn() -> OffsetDateTime,
-    /// How long after an order is created a payment request may still be sent (`PAYMENT_SEND_WINDOW_SECS`).
-    pub payment_window: Duration,
+    /// How long a pending order waits for its payment before it expires (`PAYMENT_TIMEOUT_SECS`).
+    pub payment_timeout: Duration,
 }
 
-/// Four minutes: a minute short of the payment queue's five-minute deduplication window, which
-/// leaves room for the send itself (bounded by the SDK operation timeout) and clock skew.
-pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(240);
+/// Fifteen minutes: a checkout's usual hold, and the longest delay an SQS message can carry.
+pub const DEFAULT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(MAX_EXPIRY_DELAY_SECS);
+
+/// The expiry port of a processor built without one (`Processor::new`): tools and tests that
+/// look only at how orders are created. The function itself always has a queue (`with_expiry`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExpiryNotScheduled;
+
+impl ExpiryQueue for ExpiryNotScheduled {
+    async fn schedule_expiry(
+        &self,
+        _: &OrderExpiry,
+        _: Duration,
+        _: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        Ok(())
+    }
+}
 
 /// Time kept back from the invocation's deadline to return the batch response: building the list
 /// of failures, the telemetry of the batch and the post to the runtime API are local work
@@ -55,8 +74,8 @@ pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stock reserved, order confirmed, payment requested and event published.
-    Confirmed,
+    /// Stock reserved, order pending payment, expiry scheduled, payment requested, event published.
+    Reserved,
     /// Not enough stock: recorded as cancelled and announced; nothing deducted.
     Cancelled,
     /// The order already existed: nothing deducted again; missing side effects finished.
@@ -71,30 +90,49 @@ fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-impl<O, P, N, D> Processor<O, P, N, D>
-where
-    O: OrderStore,
-    P: PaymentQueue,
-    N: Notifier,
-    D: DeadLetters,
-{
+impl<O, P, N, D> Processor<O, P, N, D> {
     pub fn new(orders: O, payments: P, notifier: N, dead_letters: D) -> Self {
         Self {
             orders,
             payments,
             notifier,
             dead_letters,
+            expiries: ExpiryNotScheduled,
             clock: OffsetDateTime::now_utc,
-            payment_window: DEFAULT_PAYMENT_WINDOW,
+            payment_timeout: DEFAULT_PAYMENT_TIMEOUT,
+        }
+    }
+}
+
+impl<O, P, N, D, E> Processor<O, P, N, D, E> {
+    /// The same processor, scheduling each pending order's expiry on `expiries`.
+    pub fn with_expiry<X: ExpiryQueue>(self, expiries: X) -> Processor<O, P, N, D, X> {
+        Processor {
+            orders: self.orders,
+            payments: self.payments,
+            notifier: self.notifier,
+            dead_letters: self.dead_letters,
+            expiries,
+            clock: self.clock,
+            payment_timeout: self.payment_timeout,
         }
     }
 
-    /// The same processor with another payment window (validated by `Config`).
-    pub fn with_payment_window(mut self, window: Duration) -> Self {
-        self.payment_window = window;
+    /// The same processor with another payment timeout (validated by `Config`).
+    pub fn with_payment_timeout(mut self, timeout: Duration) -> Self {
+        self.payment_timeout = timeout;
         self
     }
+}
 
+impl<O, P, N, D, E> Processor<O, P, N, D, E>
+where
+    O: OrderStore,
+    P: PaymentQueue,
+    N: Notifier,
+    D: DeadLetters,
+    E: ExpiryQueue,
+{
     /// Processes a batch; the response lists exactly the messages SQS must deliver again.
     ///
     /// Different orders run concurrently; copies of one order (duplicates in the same batch) run one
@@ -218,9 +256,9 @@ where
             .await;
         let _inside = span.enter();
         let label = match &outcome {
-            Outcome::Confirmed => {
+            Outcome::Reserved => {
                 metrics::counter!(catalog::ORDERS_CONFIRMED).increment(1);
-                "confirmed"
+                "reserved"
             }
             Outcome::Cancelled => {
                 // Short stock is the one reason an order is cancelled.
@@ -276,7 +314,12 @@ where
             }
         };
         let created_at = rfc3339((self.clock)());
-        let order = Order::new(&request, OrderStatus::Confirmed, Vec::new(), created_at);
+        let order = Order::new(
+            &request,
+            OrderStatus::PendingPayment,
+            Vec::new(),
+            created_at,
+        );
         let (order, fresh) = match self.orders.reserve(&order).await {
             Ok(Reservation::Reserved) => {
                 tracing::debug!(
@@ -317,26 +360,13 @@ where
                 .park_order(message_id, body, ParkReason::OrderIdReused(differences))
                 .await;
         }
-        match self.finish_side_effects(&order, trace).await {
-            Ok(Finished::Done) => {}
-            Ok(Finished::PaymentUnconfirmed) => {
-                // Another copy of this order may have recorded its payment since we read the
-                // record: look again before raising it for an operator.
-                return match self.orders.get(&order.order_id).await {
-                    Ok(Some(now)) if now.payment_requested => Outcome::AlreadyProcessed,
-                    Ok(_) => {
-                        self.park_order(message_id, body, ParkReason::PaymentUnconfirmed)
-                            .await
-                    }
-                    Err(e) => Outcome::Retry(e),
-                };
-            }
-            Err(e) => return Outcome::Retry(e),
+        if let Err(e) = self.finish_side_effects(&order, trace).await {
+            return Outcome::Retry(e);
         }
         match (fresh, order.status) {
-            (false, _) => Outcome::AlreadyProcessed,
-            (true, OrderStatus::Confirmed) => Outcome::Confirmed,
+            (true, OrderStatus::PendingPayment) => Outcome::Reserved,
             (true, OrderStatus::CancelledInsufficientInventory) => Outcome::Cancelled,
+            _ => Outcome::AlreadyProcessed,
         }
     }
 
@@ -369,19 +399,21 @@ where
     /// Sends what the order record says is not yet done, then records what succeeded (even when a
     /// later step failed), so a redelivery repeats nothing that already happened.
     ///
-    /// A payment still due once its send window has closed is not sent (it may have been sent
-    /// before, outside the queue's deduplication from now on); the order's event still goes out.
+    /// While the payment is due its expiry is scheduled first: no payment request goes out for an
+    /// order that could then wait forever. A repeat of either message is harmless (the expiry is
+    /// a conditional transition; the payment service deduplicates by the idempotency key).
     async fn finish_side_effects(
         &self,
         order: &Order,
         trace: Option<&TraceHeader>,
-    ) -> Result<Finished, PortError> {
+    ) -> Result<(), PortError> {
         let mut paid = false;
         let mut notified = false;
         let mut failure = None;
-        let payment_unconfirmed = order.needs_payment()
-            && !order.payment_window_open((self.clock)(), self.payment_window);
-        if order.needs_payment() && !payment_unconfirmed {
+        if order.needs_payment() {
+            failure = self.schedule_expiry(order, trace).await.err();
+        }
+        if failure.is_none() && order.needs_payment() {
             match self
                 .payments
                 .request_payment(&PaymentRequest::for_order(order), trace)
@@ -414,16 +446,26 @@ where
         }
         match failure {
             Some(e) => Err(e),
-            None if payment_unconfirmed => Ok(Finished::PaymentUnconfirmed),
-            None => Ok(Finished::Done),
+            None => Ok(()),
         }
     }
-}
 
-/// What `finish_side_effects` left undone on purpose.
-enum Finished {
-    Done,
-    PaymentUnconfirmed,
+    /// Sends the order's expiry, due `payment_timeout` after its creation (now, when that has
+    /// passed or `created_at` cannot be read).
+    async fn schedule_expiry(
+        &self,
+        order: &Order,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        let now = (self.clock)();
+        let expires_at = order.expires_at(self.payment_timeout).unwrap_or(now);
+        let delay = Duration::try_from(expires_at - now).unwrap_or(Duration::ZERO);
+        let expiry = OrderExpiry {
+            order_id: order.order_id.clone(),
+            expires_at: rfc3339(expires_at),
+        };
+        self.expiries.schedule_expiry(&expiry, delay, trace).await
+    }
 }
 
 fn failure(message: &SqsMessage) -> BatchItemFailure {

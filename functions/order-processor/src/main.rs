@@ -2,7 +2,7 @@
 
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
-use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
+use adapters::sqs::{SqsDeadLetters, SqsExpiryQueue, SqsPaymentQueue};
 use adapters::telemetry::{report_cold_start, Telemetry};
 use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -29,9 +29,10 @@ async fn main() -> Result<(), Error> {
             adapters::aws::sns_client(&sdk),
             &config.order_events_topic_arn,
         ),
-        SqsDeadLetters::new(sqs, &config.orders_dlq_url),
+        SqsDeadLetters::new(sqs.clone(), &config.orders_dlq_url),
     )
-    .with_payment_window(config.payment_window);
+    .with_expiry(SqsExpiryQueue::new(sqs, &config.expiry_queue_url))
+    .with_payment_timeout(config.payment_timeout);
     let (processor, telemetry) = (&processor, &telemetry);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = domain::Deadline::from_epoch_ms(event.context.deadline);

@@ -3,7 +3,8 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use domain::order::{EventType, OrderStatus};
 use domain::testing::{
-    InMemoryOrderStore, RecordingDeadLetters, RecordingNotifier, RecordingPaymentQueue,
+    InMemoryOrderStore, RecordingDeadLetters, RecordingExpiryQueue, RecordingNotifier,
+    RecordingPaymentQueue,
 };
 use domain::PortError;
 use order_processor::{Outcome, Processor};
@@ -72,7 +73,7 @@ async fn mixed_batch_good_short_duplicate_and_poison() {
     );
 
     let confirmed = p.orders.order("ord-1001").unwrap();
-    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_eq!(confirmed.status, OrderStatus::PendingPayment);
     assert_eq!(confirmed.total.0, 5990, "59.90 parsed exactly");
     assert!(confirmed.payment_requested && confirmed.notification_sent);
     let cancelled = p.orders.order("ord-1002").unwrap();
@@ -250,7 +251,7 @@ async fn happy_path_costs_one_transaction_one_send_one_publish_one_progress_writ
     assert_eq!(
         p.process_message("m", &order_body("o-1", &[("widget", 1)]))
             .await,
-        Outcome::Confirmed
+        Outcome::Reserved
     );
     assert_eq!(p.orders.faults.calls("reserve"), 1);
     assert_eq!(p.orders.faults.calls("mark_done"), 1);
@@ -270,7 +271,7 @@ async fn store_errors_of_any_kind_are_retried_not_dropped() {
         p.process_message("m", &body).await,
         Outcome::Retry(PortError::Rejected(_))
     ));
-    assert_eq!(p.process_message("m", &body).await, Outcome::Confirmed);
+    assert_eq!(p.process_message("m", &body).await, Outcome::Reserved);
 }
 
 #[tokio::test]
@@ -301,94 +302,125 @@ fn advance_clock(seconds: i64) {
     CLOCK_AHEAD.with(|c| c.set(c.get() + seconds));
 }
 
-#[tokio::test]
-async fn a_payment_is_never_sent_again_once_the_dedup_window_has_passed() {
-    let mut p = processor();
+type WithExpiry = Processor<
+    InMemoryOrderStore,
+    RecordingPaymentQueue,
+    RecordingNotifier,
+    RecordingDeadLetters,
+    RecordingExpiryQueue,
+>;
+
+fn processor_with_expiry() -> WithExpiry {
+    let mut p = processor().with_expiry(RecordingExpiryQueue::default());
     p.clock = simulated_now;
-    let body = order_body("ord-window", &[("widget", 1)]);
+    p
+}
+
+#[tokio::test]
+async fn a_payment_is_sent_again_on_every_delivery_while_the_order_is_pending() {
+    let p = processor_with_expiry();
+    let body = order_body("ord-resend", &[("widget", 1)]);
     // The payment goes out, then the flag write fails on two deliveries in a row.
     for _ in 0..2 {
         p.orders
             .faults
             .fail_next("mark_done", PortError::Throttled("dynamodb".into()));
     }
-    assert!(matches!(
-        p.process_message("m1", &body).await,
-        Outcome::Retry(_)
-    ));
-    assert_eq!(p.payments.sent().len(), 1);
-    // A redelivery within the window sends again: the FIFO queue drops it as a duplicate.
-    advance_clock(60);
-    assert!(matches!(
-        p.process_message("m1", &body).await,
-        Outcome::Retry(_)
-    ));
-    assert_eq!(p.payments.sent().len(), 2, "resent inside the window");
-    // Six minutes after the first send the queue would accept a repeat as new: it must not happen.
-    advance_clock(300);
-    assert_eq!(p.process_message("m1", &body).await, Outcome::Parked);
-    assert_eq!(
-        p.payments.sent().len(),
-        2,
-        "no payment request after the deduplication window"
-    );
-    let parked = p.dead_letters.parked();
-    assert_eq!(parked.len(), 1);
-    assert_eq!(parked[0].reason_code, "PAYMENT_UNCONFIRMED");
-    assert_eq!(parked[0].body, body);
+    for (delivery, at) in [(1, 0), (2, 185), (3, 185)] {
+        advance_clock(at);
+        let outcome = p.process_message("m1", &body).await;
+        if delivery < 3 {
+            assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+        } else {
+            assert_eq!(outcome, Outcome::AlreadyProcessed);
+        }
+    }
+    // Sent on each delivery, however late, each carrying the order id as its idempotency key:
+    // the payment service charges once.
+    let sent = p.payments.sent();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|r| r.idempotency_key == "ord-resend"));
     assert!(
-        parked[0].reason.contains("payment service"),
-        "{}",
-        parked[0].reason
+        p.dead_letters.parked().is_empty(),
+        "never parked because time passed"
     );
-    // Nothing half-applied: stock deducted once, the event went out (repeats carry one event id
-    // for consumers to drop), and the flag stays false so an operator sees the payment unconfirmed.
-    assert_eq!(p.orders.stock("widget"), Some(9));
-    let order = p.orders.order("ord-window").unwrap();
-    assert!(!order.payment_requested && order.notification_sent);
-    let ids: std::collections::BTreeSet<String> = p
-        .notifier
-        .published()
-        .into_iter()
-        .map(|e| e.event_id)
-        .collect();
-    assert_eq!(ids.len(), 1);
+    let order = p.orders.order("ord-resend").unwrap();
+    assert!(order.payment_requested && order.notification_sent);
+    assert_eq!(order.status, OrderStatus::PendingPayment);
+    assert_eq!(p.orders.stock("widget"), Some(9), "deducted once");
 }
 
-/// Delivers `body` once with the payment request failing: the order is reserved, nothing is paid.
-async fn first_delivery_fails_at_the_payment<O: domain::ports::OrderStore>(
-    p: &Processor<O, RecordingPaymentQueue, RecordingNotifier, RecordingDeadLetters>,
-    body: &str,
-) {
+#[tokio::test]
+async fn the_expiry_is_scheduled_before_the_payment_and_counts_from_the_order_record() {
+    let p = processor_with_expiry();
+    let body = order_body("ord-expiry", &[("widget", 1)]);
+    p.expiries
+        .faults
+        .fail_next("schedule_expiry", PortError::Throttled("sqs".into()));
+    assert!(matches!(
+        p.process_message("m1", &body).await,
+        Outcome::Retry(_)
+    ));
+    assert!(
+        p.payments.sent().is_empty(),
+        "no payment request for an order that could never expire"
+    );
+    advance_clock(100);
+    assert_eq!(
+        p.process_message("m1", &body).await,
+        Outcome::AlreadyProcessed
+    );
+    let scheduled = p.expiries.scheduled();
+    assert_eq!(scheduled.len(), 1);
+    let (expiry, delay) = &scheduled[0];
+    let order = p.orders.order("ord-expiry").unwrap();
+    let created = time::OffsetDateTime::parse(
+        &order.created_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expires_at = time::OffsetDateTime::parse(
+        &expiry.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expires_at - created, time::Duration::seconds(900));
+    // Redelivered 100 s after the record was created: the delay is what is left of the timeout.
+    let left = delay.as_secs_f64();
+    assert!((799.0..=800.0).contains(&left), "{left}");
+    assert_eq!(p.payments.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn no_payment_is_requested_for_an_order_that_has_ended() {
+    use domain::ports::OrderSettlement;
+    let p = processor_with_expiry();
+    let body = order_body("ord-ended", &[("widget", 1)]);
     p.payments
         .faults
         .fail_next("request_payment", PortError::Unavailable("sqs".into()));
     assert!(matches!(
-        p.process_message("m1", body).await,
+        p.process_message("m1", &body).await,
         Outcome::Retry(_)
     ));
-}
-
-#[tokio::test]
-async fn the_payment_window_counts_from_the_order_record_not_the_delivery() {
-    let mut p = processor().with_payment_window(std::time::Duration::from_secs(30));
-    p.clock = simulated_now;
-    let body = order_body("ord-late", &[("widget", 1)]);
-    first_delivery_fails_at_the_payment(&p, &body).await;
-    advance_clock(31);
-    assert_eq!(p.process_message("m1", &body).await, Outcome::Parked);
-    assert!(p.payments.sent().is_empty());
+    p.orders
+        .settle("ord-ended", domain::settlement::Settlement::Expired)
+        .await
+        .unwrap();
     assert_eq!(
-        p.dead_letters.parked()[0].reason_code,
-        "PAYMENT_UNCONFIRMED"
+        p.process_message("m1", &body).await,
+        Outcome::AlreadyProcessed
     );
+    assert_eq!(p.payments.faults.calls("request_payment"), 1);
+    assert!(p.payments.sent().is_empty());
+    assert_eq!(p.orders.stock("widget"), Some(10), "given back once");
 }
 
 #[tokio::test]
 async fn a_reused_order_id_with_other_contents_is_parked_not_dropped() {
     let p = processor();
     let first = order_body("ord-reused", &[("widget", 1), ("gadget", 2)]);
-    assert_eq!(p.process_message("m1", &first).await, Outcome::Confirmed);
+    assert_eq!(p.process_message("m1", &first).await, Outcome::Reserved);
     // The same order with its lines in another order is a duplicate, not a new order.
     let reordered = order_body("ord-reused", &[("gadget", 2), ("widget", 1)]);
     assert_eq!(
@@ -422,60 +454,6 @@ async fn a_reused_order_id_with_other_contents_is_parked_not_dropped() {
     assert_eq!(p.orders.stock("gadget"), Some(8));
     assert_eq!(p.payments.sent().len(), 1);
     assert_eq!(p.notifier.published().len(), 1);
-}
-
-/// The in-memory store, where another copy of the order records its payment just before the
-/// processor's second read.
-struct PaidByAnotherCopy {
-    store: InMemoryOrderStore,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-impl domain::ports::OrderStore for PaidByAnotherCopy {
-    async fn reserve(
-        &self,
-        order: &domain::order::Order,
-    ) -> Result<domain::order::Reservation, PortError> {
-        self.store.reserve(order).await
-    }
-    async fn record(&self, order: &domain::order::Order) -> Result<bool, PortError> {
-        self.store.record(order).await
-    }
-    async fn get(&self, order_id: &str) -> Result<Option<domain::order::Order>, PortError> {
-        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-            self.store.mark_done(order_id, true, false).await?;
-        }
-        self.store.get(order_id).await
-    }
-    async fn mark_done(&self, id: &str, paid: bool, notified: bool) -> Result<(), PortError> {
-        self.store.mark_done(id, paid, notified).await
-    }
-}
-
-#[tokio::test]
-async fn a_payment_recorded_meanwhile_by_another_copy_is_not_parked() {
-    let store = InMemoryOrderStore::default();
-    store.set_stock("widget", 10);
-    let mut p = Processor::new(
-        PaidByAnotherCopy {
-            store,
-            reads: std::sync::atomic::AtomicUsize::new(0),
-        },
-        RecordingPaymentQueue::default(),
-        RecordingNotifier::default(),
-        RecordingDeadLetters::default(),
-    );
-    p.clock = simulated_now;
-    let body = order_body("ord-copies", &[("widget", 1)]);
-    first_delivery_fails_at_the_payment(&p, &body).await;
-    advance_clock(600);
-    // Past the window the record still says unpaid on the first read, paid on the second.
-    assert_eq!(
-        p.process_message("m2", &body).await,
-        Outcome::AlreadyProcessed
-    );
-    assert!(p.dead_letters.parked().is_empty());
-    assert!(p.payments.sent().is_empty(), "not sent by this copy");
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
-use domain::ports::OrderStore;
+use domain::ports::{OrderSettlement, OrderStore};
+use domain::settlement::{Settled, Settlement};
 use domain::PortError;
 
 use crate::dynamo::{build, get_bool, get_n, get_s, n, s, transact, Item, TxFailure};
@@ -40,6 +41,10 @@ fn order_item(order: &Order) -> Item {
             "notification_sent".to_string(),
             AttributeValue::Bool(order.notification_sent),
         ),
+        (
+            "outcome_notified".to_string(),
+            AttributeValue::Bool(order.outcome_notified),
+        ),
     ])
 }
 
@@ -75,11 +80,14 @@ fn order_from_item(item: &Item) -> Result<Order, PortError> {
         created_at: get_s(item, "order", "created_at")?.to_string(),
         payment_requested: get_bool(item, "payment_requested"),
         notification_sent: get_bool(item, "notification_sent"),
+        outcome_notified: get_bool(item, "outcome_notified"),
     })
 }
 
 /// IAM actions the order processor performs on the orders table through this adapter (the
 /// reservation transaction's `Put` is authorised as `PutItem`; `mark_done` updates, `get` reads).
+/// The settlement (`OrderSettlement`) needs `SETTLEMENT_ORDERS_TABLE_ACTIONS` and
+/// `INVENTORY_TABLE_ACTIONS`.
 pub const ORDERS_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:PutItem",
     "dynamodb:GetItem",
@@ -89,6 +97,10 @@ pub const ORDERS_TABLE_ACTIONS: &[&str] = &[
 /// IAM actions on the inventory table: the reservation transaction's `Update` per line. (`set_stock`
 /// and `stock` are seeding tools run with an operator's credentials, not the function's.)
 pub const INVENTORY_TABLE_ACTIONS: &[&str] = &["dynamodb:UpdateItem"];
+
+/// IAM actions of `OrderSettlement` on the orders table: it reads the order, then changes its
+/// status (an `Update` in the restoring transaction, authorised as `UpdateItem`).
+pub const SETTLEMENT_ORDERS_TABLE_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:UpdateItem"];
 
 #[derive(Debug, Clone)]
 pub struct DynamoOrderStore {
@@ -253,6 +265,125 @@ impl OrderStore for DynamoOrderStore {
             .table_name(&self.orders_table)
             .key("order_id", s(order_id))
             .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(order_id)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(PortError::NotFound)
+            }
+            Err(e) => Err(classify("dynamodb", &e)),
+        }
+    }
+}
+
+impl DynamoOrderStore {
+    /// The conditional status change out of `PENDING_PAYMENT`.
+    fn status_change(&self, order_id: &str, to: Settlement) -> Result<Update, PortError> {
+        build(
+            Update::builder()
+                .table_name(&self.orders_table)
+                .key("order_id", s(order_id))
+                .update_expression("SET #status = :to")
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":to", s(to.status().as_str()))
+                .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+                .build(),
+        )
+    }
+
+    /// The order as it is now, for an answer of `Unchanged` (or `NotFound` when it is gone).
+    async fn unchanged(&self, order_id: &str) -> Result<Settled, PortError> {
+        Ok(match self.get(order_id).await? {
+            Some(order) => Settled::Unchanged(order),
+            None => Settled::NotFound,
+        })
+    }
+}
+
+impl OrderSettlement for DynamoOrderStore {
+    async fn settle(&self, order_id: &str, to: Settlement) -> Result<Settled, PortError> {
+        // The lines to give back are read from the record; the write below only commits while
+        // the record is still pending, so the read cannot be stale for a write that happens.
+        let Some(mut order) = self.get(order_id).await? else {
+            return Ok(Settled::NotFound);
+        };
+        if order.status != OrderStatus::PendingPayment {
+            return Ok(Settled::Unchanged(order));
+        }
+        let status = self.status_change(order_id, to)?;
+        if !to.restores_stock() {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.orders_table)
+                .key("order_id", s(order_id))
+                .update_expression("SET #status = :to")
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":to", s(to.status().as_str()))
+                .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+                .send()
+                .await;
+            return match result {
+                Ok(_) => {
+                    order.status = to.status();
+                    Ok(Settled::Applied(order))
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    self.unchanged(order_id).await
+                }
+                Err(e) => Err(classify("dynamodb", &e)),
+            };
+        }
+        // Status change and stock restored in one transaction: both or neither, once.
+        let mut actions = vec![TransactWriteItem::builder().update(status).build()];
+        for line in &order.items {
+            let restore = build(
+                Update::builder()
+                    .table_name(&self.inventory_table)
+                    .key("product_id", s(&line.product_id))
+                    .update_expression("ADD quantity :q")
+                    .expression_attribute_values(":q", n(line.quantity))
+                    .build(),
+            )?;
+            actions.push(TransactWriteItem::builder().update(restore).build());
+        }
+        match transact(
+            &self.client,
+            actions,
+            Some(crate::metric_catalog::STOCK_RESERVATION_CONFLICTS),
+        )
+        .await
+        {
+            Ok(()) => {
+                order.status = to.status();
+                Ok(Settled::Applied(order))
+            }
+            Err(TxFailure::Cancelled(r)) if TxFailure::condition_failed(&r, 0) => {
+                self.unchanged(order_id).await
+            }
+            Err(TxFailure::Cancelled(r)) => Err(TxFailure::other_reasons(&r)),
+            Err(TxFailure::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn mark_outcome_notified(&self, order_id: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders_table)
+            .key("order_id", s(order_id))
+            .update_expression("SET outcome_notified = :t")
             .condition_expression("attribute_exists(order_id)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()

@@ -35,6 +35,16 @@ pub const MESSAGES_RETRIED: &str = "MessagesRetried";
 /// A stock reservation cancelled because a concurrent one held the same items (each one, retried
 /// or not): contention on hot products.
 pub const STOCK_RESERVATION_CONFLICTS: &str = "StockReservationConflicts";
+// order-settlement.
+pub const ORDERS_PAID: &str = "OrdersPaid";
+/// Pending orders that ended without payment and gave their stock back (`reason`:
+/// `PAYMENT_FAILED`, `PAYMENT_TIMEOUT`).
+pub const ORDERS_RELEASED: &str = "OrdersReleased";
+/// Successful payments for orders that had already ended without them: each one needs a refund.
+pub const PAYMENT_REFUNDS_REQUIRED: &str = "PaymentRefundsRequired";
+/// Payment results and expiries that will be delivered again (a dependency failed) or can never
+/// be applied (`reason`).
+pub const SETTLEMENT_MESSAGES_FAILED: &str = "SettlementMessagesFailed";
 // image-compressor.
 pub const IMAGES_PROCESSED: &str = "ImagesProcessed";
 pub const IMAGES_SKIPPED: &str = "ImagesSkipped";
@@ -67,6 +77,15 @@ pub const CATALOG: &[MetricSpec] = &[
     spec(MESSAGES_PARKED, "Count", &[REASON], "order-processor"),
     spec(MESSAGES_RETRIED, "Count", &[], "order-processor"),
     spec(STOCK_RESERVATION_CONFLICTS, "Count", &[], "order-processor"),
+    spec(ORDERS_PAID, "Count", &[], "order-settlement"),
+    spec(ORDERS_RELEASED, "Count", &[REASON], "order-settlement"),
+    spec(PAYMENT_REFUNDS_REQUIRED, "Count", &[], "order-settlement"),
+    spec(
+        SETTLEMENT_MESSAGES_FAILED,
+        "Count",
+        &[REASON],
+        "order-settlement",
+    ),
     spec(IMAGES_PROCESSED, "Count", &[], "image-compressor"),
     spec(IMAGES_SKIPPED, "Count", &[REASON], "image-compressor"),
     spec(IMAGES_FAILED_TRANSIENTLY, "Count", &[], "image-compressor"),
@@ -190,6 +209,10 @@ mod tests {
                 "MessagesParked[reason] Count",
                 "MessagesRetried[] Count",
                 "StockReservationConflicts[] Count",
+                "OrdersPaid[] Count",
+                "OrdersReleased[reason] Count",
+                "PaymentRefundsRequired[] Count",
+                "SettlementMessagesFailed[reason] Count",
                 "ImagesProcessed[] Count",
                 "ImagesSkipped[reason] Count",
                 "ImagesFailedTransiently[] Count",

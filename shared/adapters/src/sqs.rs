@@ -1,10 +1,14 @@
-//! SQS adapters: the payment queue and the dead-letter queue for poison messages.
+//! SQS adapters: the payment queue, the expiry (delay) queue and the dead-letter queue for poison
+//! messages.
 
 use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
+use std::time::Duration;
+
 use domain::order::PaymentRequest;
-use domain::ports::{DeadLetters, PaymentQueue, TraceHeader};
+use domain::ports::{DeadLetters, ExpiryQueue, PaymentQueue, TraceHeader};
+use domain::settlement::{OrderExpiry, MAX_EXPIRY_DELAY_SECS};
 use domain::PortError;
 
 use crate::errors::classify;
@@ -56,20 +60,84 @@ impl PaymentQueue for SqsPaymentQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .message_attributes("order_id", string_attribute(&request.order_id)?);
+            .message_attributes("order_id", string_attribute(&request.order_id)?)
+            // The payment service deduplicates by this key for as long as it keeps charges.
+            .message_attributes(
+                "idempotency_key",
+                string_attribute(&request.idempotency_key)?,
+            );
         if self.is_fifo() {
             // The order id is the deduplication key: a resend within SQS's 5-minute window is dropped.
             send = send
                 .message_group_id(&request.order_id)
                 .message_deduplication_id(&request.order_id);
         }
-        // The system attribute Lambda and X-Ray read to continue the trace in the consumer.
-        if let Some(trace) = crate::trace_export::header_to_send(trace) {
-            let value = MessageSystemAttributeValue::builder()
+        if let Some(value) = trace_attribute(trace)? {
+            send = send.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sqs", &e))
+    }
+}
+
+/// The system attribute Lambda and X-Ray read to continue the trace in the consumer.
+fn trace_attribute(
+    trace: Option<&TraceHeader>,
+) -> Result<Option<MessageSystemAttributeValue>, PortError> {
+    crate::trace_export::header_to_send(trace)
+        .map(|trace| {
+            MessageSystemAttributeValue::builder()
                 .data_type("String")
                 .string_value(trace)
                 .build()
-                .map_err(|e| PortError::Rejected(format!("sqs: bad trace attribute: {e}")))?;
+                .map_err(|e| PortError::Rejected(format!("sqs: bad trace attribute: {e}")))
+        })
+        .transpose()
+}
+
+/// Expiry messages on a standard queue, each held back by its own `DelaySeconds`.
+#[derive(Debug, Clone)]
+pub struct SqsExpiryQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsExpiryQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+impl ExpiryQueue for SqsExpiryQueue {
+    async fn schedule_expiry(
+        &self,
+        expiry: &OrderExpiry,
+        delay: Duration,
+        trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        let body = serde_json::to_string(expiry)
+            .map_err(|e| PortError::Rejected(format!("expiry not serialisable: {e}")))?;
+        // Rounded up, so the message never arrives before the order has expired.
+        let seconds = delay
+            .as_secs()
+            .saturating_add(u64::from(delay.subsec_nanos() > 0))
+            .min(MAX_EXPIRY_DELAY_SECS);
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(seconds as i32)
+            .message_attributes("order_id", string_attribute(&expiry.order_id)?);
+        if let Some(value) = trace_attribute(trace)? {
             send = send.message_system_attributes(
                 MessageSystemAttributeNameForSends::AwsTraceHeader,
                 value,

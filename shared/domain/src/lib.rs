@@ -10,6 +10,7 @@ pub mod image;
 pub mod order;
 pub mod page_token;
 pub mod ports;
+pub mod settlement;
 pub mod user;
 pub mod validation;
 

@@ -257,34 +257,60 @@ fn items_field(
     (errors.errors.len() == before).then_some(lines)
 }
 
+/// Where an order is in its life. An order is created either `PendingPayment` (stock reserved,
+/// payment requested) or `CancelledInsufficientInventory` (nothing reserved); a pending order ends
+/// exactly once, as `Paid`, `PaymentFailed` or `Expired` (the last two give its stock back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
-    Confirmed,
+    PendingPayment,
+    Paid,
+    PaymentFailed,
+    Expired,
     CancelledInsufficientInventory,
 }
 
 impl OrderStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
-            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::PendingPayment => "PENDING_PAYMENT",
+            OrderStatus::Paid => "PAID",
+            OrderStatus::PaymentFailed => "PAYMENT_FAILED",
+            OrderStatus::Expired => "EXPIRED",
             OrderStatus::CancelledInsufficientInventory => "CANCELLED_INSUFFICIENT_INVENTORY",
         }
     }
 
     pub fn parse(s: &str) -> Option<OrderStatus> {
-        match s {
-            "CONFIRMED" => Some(OrderStatus::Confirmed),
-            "CANCELLED_INSUFFICIENT_INVENTORY" => Some(OrderStatus::CancelledInsufficientInventory),
-            _ => None,
+        [
+            OrderStatus::PendingPayment,
+            OrderStatus::Paid,
+            OrderStatus::PaymentFailed,
+            OrderStatus::Expired,
+            OrderStatus::CancelledInsufficientInventory,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+
+    /// Why an order in this status is cancelled (`None` when it is not cancelled).
+    pub fn cancel_reason(&self) -> Option<&'static str> {
+        match self {
+            OrderStatus::CancelledInsufficientInventory => Some("INSUFFICIENT_INVENTORY"),
+            OrderStatus::PaymentFailed => Some("PAYMENT_FAILED"),
+            OrderStatus::Expired => Some("PAYMENT_TIMEOUT"),
+            OrderStatus::PendingPayment | OrderStatus::Paid => None,
         }
     }
 
-    /// The notification this outcome sends.
+    /// The event announcing that an order reached this status.
     pub fn event_type(&self) -> EventType {
         match self {
-            OrderStatus::Confirmed => EventType::OrderCreated,
-            OrderStatus::CancelledInsufficientInventory => EventType::OrderCancelled,
+            OrderStatus::PendingPayment => EventType::OrderCreated,
+            OrderStatus::Paid => EventType::OrderPaid,
+            OrderStatus::PaymentFailed
+            | OrderStatus::Expired
+            | OrderStatus::CancelledInsufficientInventory => EventType::OrderCancelled,
         }
     }
 }
@@ -293,14 +319,19 @@ impl OrderStatus {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     OrderCreated,
+    OrderPaid,
     OrderCancelled,
+    /// A payment succeeded for an order that had already ended without it: the money must go back.
+    PaymentRefundRequired,
 }
 
 impl EventType {
     pub fn as_str(&self) -> &'static str {
         match self {
             EventType::OrderCreated => "ORDER_CREATED",
+            EventType::OrderPaid => "ORDER_PAID",
             EventType::OrderCancelled => "ORDER_CANCELLED",
+            EventType::PaymentRefundRequired => "PAYMENT_REFUND_REQUIRED",
         }
     }
 }
@@ -317,7 +348,10 @@ pub struct Order {
     pub short_items: Vec<String>,
     pub created_at: String,
     pub payment_requested: bool,
+    /// The order's first event (`ORDER_CREATED`, or `ORDER_CANCELLED` for short stock) is published.
     pub notification_sent: bool,
+    /// The event of how a pending order ended (`ORDER_PAID` or `ORDER_CANCELLED`) is published.
+    pub outcome_notified: bool,
 }
 
 impl Order {
@@ -337,21 +371,41 @@ impl Order {
             created_at,
             payment_requested: false,
             notification_sent: false,
+            outcome_notified: false,
         }
     }
 
-    /// Confirmed orders need a payment request; cancelled ones do not.
+    /// A payment request is due while the order waits for its payment and none is recorded as
+    /// sent. It is sent again on every redelivery until recorded: the payment service
+    /// deduplicates by the idempotency key (the order id), so a repeat never charges twice.
     pub fn needs_payment(&self) -> bool {
-        self.status == OrderStatus::Confirmed && !self.payment_requested
+        self.status == OrderStatus::PendingPayment && !self.payment_requested
     }
 
     pub fn needs_notification(&self) -> bool {
         !self.notification_sent
     }
 
-    /// Stable per order and event type, so consumers can drop duplicates.
+    /// The type of the order's first event: created, or cancelled for short stock.
+    pub fn first_event_type(&self) -> EventType {
+        match self.status {
+            OrderStatus::CancelledInsufficientInventory => EventType::OrderCancelled,
+            _ => EventType::OrderCreated,
+        }
+    }
+
+    /// The id of the order's first event. Stable per order and event type, so consumers can drop
+    /// duplicates.
     pub fn event_id(&self) -> String {
-        format!("{}:{}", self.status.event_type().as_str(), self.order_id)
+        event_id(self.first_event_type(), &self.order_id)
+    }
+
+    /// When a pending order expires unless paid: `created_at + timeout` (`None` when `created_at`
+    /// cannot be read).
+    pub fn expires_at(&self, timeout: Duration) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.created_at, &Rfc3339)
+            .ok()
+            .map(|created| created + timeout)
     }
 
     /// The fields in which `request` differs from this stored order (empty when it is the same
@@ -377,40 +431,23 @@ impl Order {
         }
         differ
     }
-
-    /// Whether a payment request may still be sent for this order at `now`.
-    ///
-    /// The payment queue drops a repeat of a message only within five minutes of the first send
-    /// (`PAYMENT_DEDUP_WINDOW_SECS`). Every send for an order happens after its record was created,
-    /// so when every send also happens before `created_at + window` (with `window` safely shorter than
-    /// the dedup window) any repeat falls inside the window of the send that went through: no
-    /// payment is requested twice, however long a later step keeps failing. A record whose
-    /// `created_at` cannot be read is treated as closed: the safe answer is not to send.
-    pub fn payment_window_open(&self, now: OffsetDateTime, window: Duration) -> bool {
-        OffsetDateTime::parse(&self.created_at, &Rfc3339)
-            .map(|created| now < created + window)
-            .unwrap_or(false)
-    }
 }
 
-/// How long SQS FIFO queues remember a deduplication id.
-pub const PAYMENT_DEDUP_WINDOW_SECS: u64 = 300;
+fn event_id(event_type: EventType, order_id: &str) -> String {
+    format!("{}:{order_id}", event_type.as_str())
+}
 
 /// Why an order was parked after it passed validation (reason code, reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParkReason {
     /// The order id is already stored for a different order: this message was not applied.
     OrderIdReused(Vec<&'static str>),
-    /// A payment request may have been sent, the flag saying so was never recorded, and the
-    /// queue's deduplication window has passed: sending again could charge twice.
-    PaymentUnconfirmed,
 }
 
 impl ParkReason {
     pub fn code(&self) -> &'static str {
         match self {
             ParkReason::OrderIdReused(_) => "ORDER_ID_REUSED",
-            ParkReason::PaymentUnconfirmed => "PAYMENT_UNCONFIRMED",
         }
     }
 }
@@ -423,20 +460,16 @@ impl std::fmt::Display for ParkReason {
                 "order id already names a different order (differs in {}); this message was not applied",
                 fields.join(", ")
             ),
-            ParkReason::PaymentUnconfirmed => write!(
-                f,
-                "the payment request for this order may already have been sent and its record was never \
-                 marked; the payment queue's deduplication window has passed, so it was not sent again: \
-                 ask the payment service whether it has this order id before sending it by hand"
-            ),
         }
     }
 }
 
-/// The message sent to the payment queue.
+/// The message sent to the payment queue. The payment service must charge at most once per
+/// `idempotency_key` (the order id), however many times the request arrives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRequest {
     pub order_id: String,
+    pub idempotency_key: String,
     pub user_id: String,
     /// Minor units (cents).
     pub amount_minor: i64,
@@ -447,6 +480,7 @@ impl PaymentRequest {
     pub fn for_order(order: &Order) -> PaymentRequest {
         PaymentRequest {
             order_id: order.order_id.clone(),
+            idempotency_key: order.order_id.clone(),
             user_id: order.user_id.clone(),
             amount_minor: order.total.0,
             amount: order.total.to_string(),
@@ -462,23 +496,66 @@ pub struct OrderEvent {
     pub order_id: String,
     pub user_id: String,
     pub status: OrderStatus,
+    /// Why the order was cancelled or needs a refund (`None` for created and paid orders).
+    pub reason: Option<String>,
     pub total: String,
     pub items: Vec<OrderLine>,
     pub short_items: Vec<String>,
 }
 
 impl OrderEvent {
-    pub fn for_order(order: &Order) -> OrderEvent {
+    fn of(
+        order: &Order,
+        event_type: EventType,
+        status: OrderStatus,
+        reason: Option<String>,
+    ) -> Self {
         OrderEvent {
-            event_id: order.event_id(),
-            event_type: order.status.event_type(),
+            event_id: event_id(event_type, &order.order_id),
+            event_type,
             order_id: order.order_id.clone(),
             user_id: order.user_id.clone(),
-            status: order.status,
+            status,
+            reason,
             total: order.total.to_string(),
             items: order.items.clone(),
             short_items: order.short_items.clone(),
         }
+    }
+
+    /// The order's first event: `ORDER_CREATED` (pending payment), or `ORDER_CANCELLED` for short stock.
+    pub fn for_order(order: &Order) -> OrderEvent {
+        let status = match order.status {
+            OrderStatus::CancelledInsufficientInventory => order.status,
+            _ => OrderStatus::PendingPayment,
+        };
+        OrderEvent::of(
+            order,
+            order.first_event_type(),
+            status,
+            status.cancel_reason().map(str::to_string),
+        )
+    }
+
+    /// How a pending order ended: `ORDER_PAID`, or `ORDER_CANCELLED` with its reason.
+    pub fn outcome(order: &Order) -> OrderEvent {
+        OrderEvent::of(
+            order,
+            order.status.event_type(),
+            order.status,
+            order.status.cancel_reason().map(str::to_string),
+        )
+    }
+
+    /// A payment succeeded for an order that had already ended without it (`EXPIRED`,
+    /// `PAYMENT_FAILED`): the money must be refunded.
+    pub fn refund_required(order: &Order) -> OrderEvent {
+        OrderEvent::of(
+            order,
+            EventType::PaymentRefundRequired,
+            order.status,
+            Some(format!("PAID_WHILE_{}", order.status.as_str())),
+        )
     }
 }
 
@@ -588,10 +665,15 @@ mod tests {
     #[test]
     fn side_effects_follow_status_and_progress() {
         let req = parse_order_message(r#"{"order_id":"o1","user_id":"u1","items":[{"product_id":"p","quantity":2}],"total_amount":"10"}"#).unwrap();
-        let mut confirmed = Order::new(&req, OrderStatus::Confirmed, vec![], "t".into());
+        let mut confirmed = Order::new(&req, OrderStatus::PendingPayment, vec![], "t".into());
         assert!(confirmed.needs_payment() && confirmed.needs_notification());
         confirmed.payment_requested = true;
         assert!(!confirmed.needs_payment());
+        // Once the order has ended no payment is requested, recorded or not.
+        let mut expired = confirmed.clone();
+        expired.payment_requested = false;
+        expired.status = OrderStatus::Expired;
+        assert!(!expired.needs_payment());
         let cancelled = Order::new(
             &req,
             OrderStatus::CancelledInsufficientInventory,
@@ -604,7 +686,9 @@ mod tests {
             OrderEvent::for_order(&cancelled).event_type,
             EventType::OrderCancelled
         );
-        assert_eq!(PaymentRequest::for_order(&confirmed).amount, "10.00");
+        let payment = PaymentRequest::for_order(&confirmed);
+        assert_eq!(payment.amount, "10.00");
+        assert_eq!(payment.idempotency_key, "o1");
     }
 
     fn stored(created_at: &str) -> Order {
@@ -625,23 +709,54 @@ mod tests {
         };
         Order::new(
             &request,
-            OrderStatus::Confirmed,
+            OrderStatus::PendingPayment,
             Vec::new(),
             created_at.into(),
         )
     }
 
     #[test]
-    fn the_payment_window_closes_at_created_at_plus_the_window() {
+    fn a_pending_order_expires_its_timeout_after_creation() {
         let order = stored("2026-12-01T10:00:00Z");
         let at = |t: &str| OffsetDateTime::parse(t, &Rfc3339).unwrap();
-        let window = Duration::from_secs(240);
-        assert!(order.payment_window_open(at("2026-12-01T10:00:00Z"), window));
-        assert!(order.payment_window_open(at("2026-12-01T10:03:59Z"), window));
-        assert!(!order.payment_window_open(at("2026-12-01T10:04:00Z"), window));
-        assert!(!order.payment_window_open(at("2026-12-02T10:00:00Z"), window));
-        // An unreadable creation time never allows a send.
-        assert!(!stored("yesterday").payment_window_open(at("2026-12-01T10:00:00Z"), window));
+        assert_eq!(
+            order.expires_at(Duration::from_secs(900)),
+            Some(at("2026-12-01T10:15:00Z"))
+        );
+        assert_eq!(
+            stored("yesterday").expires_at(Duration::from_secs(900)),
+            None
+        );
+    }
+
+    #[test]
+    fn every_status_round_trips_and_names_its_event() {
+        for status in [
+            OrderStatus::PendingPayment,
+            OrderStatus::Paid,
+            OrderStatus::PaymentFailed,
+            OrderStatus::Expired,
+            OrderStatus::CancelledInsufficientInventory,
+        ] {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(OrderStatus::parse("CONFIRMED"), None);
+        let mut order = stored("2026-12-01T10:00:00Z");
+        order.status = OrderStatus::Expired;
+        let event = OrderEvent::outcome(&order);
+        assert_eq!(event.event_type, EventType::OrderCancelled);
+        assert_eq!(event.reason.as_deref(), Some("PAYMENT_TIMEOUT"));
+        assert_eq!(event.event_id, "ORDER_CANCELLED:o1");
+        // The first event of the same order stays ORDER_CREATED, with its own id.
+        assert_eq!(OrderEvent::for_order(&order).event_id, "ORDER_CREATED:o1");
+        let refund = OrderEvent::refund_required(&order);
+        assert_eq!(refund.event_type.as_str(), "PAYMENT_REFUND_REQUIRED");
+        assert_eq!(refund.reason.as_deref(), Some("PAID_WHILE_EXPIRED"));
+        order.status = OrderStatus::Paid;
+        assert_eq!(OrderEvent::outcome(&order).event_id, "ORDER_PAID:o1");
+        assert_eq!(OrderEvent::outcome(&order).reason, None);
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::future::Future;
 
 use uuid::Uuid;
 
+use std::time::Duration;
+
 use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
+use crate::settlement::{OrderExpiry, Settled, Settlement};
 use crate::user::User;
 use crate::PortError;
 
@@ -96,8 +99,37 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// The transitions out of `PENDING_PAYMENT`, each a conditional write that happens at most once.
+pub trait OrderSettlement: Send + Sync {
+    /// Moves the order from `PENDING_PAYMENT` to `to`'s status; where `to` restores stock, in the
+    /// same atomic write as the status change. `Unchanged` (with the stored order) when the order
+    /// is no longer pending: a repeat or a lost race changes nothing.
+    fn settle(
+        &self,
+        order_id: &str,
+        to: Settlement,
+    ) -> impl Future<Output = Result<Settled, PortError>> + Send;
+    /// Records that the event of how the order ended is published.
+    fn mark_outcome_notified(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Where expiry messages wait until their order's payment timeout has passed.
+pub trait ExpiryQueue: Send + Sync {
+    /// Sends `expiry` to be delivered after `delay` (at most `MAX_EXPIRY_DELAY_SECS`).
+    fn schedule_expiry(
+        &self,
+        expiry: &OrderExpiry,
+        delay: Duration,
+        trace: Option<&TraceHeader>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
 pub trait PaymentQueue: Send + Sync {
-    /// Sends one payment request, deduplicated by order id.
+    /// Sends one payment request, carrying its idempotency key (the order id) in the body and as
+    /// a message attribute.
     fn request_payment(
         &self,
         request: &PaymentRequest,

@@ -6,11 +6,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use uuid::Uuid;
 
+use crate::order::OrderStatus;
 use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use crate::ports::{
-    metadata_bytes, DeadLetters, NewObject, Notifier, ObjectInfo, ObjectStore, OrderStore,
-    PaymentQueue, TraceHeader, UserPage, UserStore, MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES,
+    metadata_bytes, DeadLetters, ExpiryQueue, NewObject, Notifier, ObjectInfo, ObjectStore,
+    OrderSettlement, OrderStore, PaymentQueue, TraceHeader, UserPage, UserStore,
+    MAX_METADATA_BYTES, MAX_OBJECT_KEY_BYTES,
 };
+use crate::settlement::{OrderExpiry, Settled, Settlement};
 use crate::user::User;
 use crate::PortError;
 
@@ -243,6 +246,63 @@ impl OrderStore for InMemoryOrderStore {
         let order = s.orders.get_mut(order_id).ok_or(PortError::NotFound)?;
         order.payment_requested |= payment_requested;
         order.notification_sent |= notification_sent;
+        Ok(())
+    }
+}
+
+impl OrderSettlement for InMemoryOrderStore {
+    async fn settle(&self, order_id: &str, to: Settlement) -> Result<Settled, PortError> {
+        self.faults.enter("settle")?;
+        // One lock for the status check, the status change and the stock: one atomic step, as
+        // the DynamoDB transaction is.
+        let mut guard = lock(&self.state);
+        let s = &mut *guard;
+        let Some(order) = s.orders.get_mut(order_id) else {
+            return Ok(Settled::NotFound);
+        };
+        if order.status != OrderStatus::PendingPayment {
+            return Ok(Settled::Unchanged(order.clone()));
+        }
+        order.status = to.status();
+        if to.restores_stock() {
+            for line in &order.items {
+                *s.stock.entry(line.product_id.clone()).or_default() += i64::from(line.quantity);
+            }
+        }
+        Ok(Settled::Applied(order.clone()))
+    }
+
+    async fn mark_outcome_notified(&self, order_id: &str) -> Result<(), PortError> {
+        self.faults.enter("mark_outcome_notified")?;
+        let mut s = lock(&self.state);
+        let order = s.orders.get_mut(order_id).ok_or(PortError::NotFound)?;
+        order.outcome_notified = true;
+        Ok(())
+    }
+}
+
+/// Records every expiry scheduled, with its delay.
+#[derive(Default, Debug)]
+pub struct RecordingExpiryQueue {
+    pub scheduled: Mutex<Vec<(OrderExpiry, std::time::Duration)>>,
+    pub faults: Faults,
+}
+
+impl RecordingExpiryQueue {
+    pub fn scheduled(&self) -> Vec<(OrderExpiry, std::time::Duration)> {
+        lock(&self.scheduled).clone()
+    }
+}
+
+impl ExpiryQueue for RecordingExpiryQueue {
+    async fn schedule_expiry(
+        &self,
+        expiry: &OrderExpiry,
+        delay: std::time::Duration,
+        _trace: Option<&TraceHeader>,
+    ) -> Result<(), PortError> {
+        self.faults.enter("schedule_expiry")?;
+        lock(&self.scheduled).push((expiry.clone(), delay));
         Ok(())
     }
 }

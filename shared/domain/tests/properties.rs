@@ -19,10 +19,11 @@ fn order(id: usize, lines: &[(usize, u32)]) -> Order {
             })
             .collect(),
         total: Money(100),
-        status: OrderStatus::Confirmed,
+        status: OrderStatus::PendingPayment,
         short_items: vec![],
         created_at: "t".into(),
         payment_requested: false,
+        outcome_notified: false,
         notification_sent: false,
     }
 }

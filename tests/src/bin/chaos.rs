@@ -1,7 +1,11 @@
 //! Chaos soak for order-processor (`make chaos`): worker processes are killed at random points and
-//! restarted while SQS on the moto server redelivers what they held. At the end every order must be
-//! in a final state, stock = initial − accepted, exactly one payment request per confirmed order and
-//! one announcement per order (after deduplication by event id).
+//! restarted while SQS on the moto server redelivers what they held. Then every reserved order ends:
+//! the payment service's answers (approved, declined, none) and expiries are applied by
+//! order-settlement concurrently, each delivered twice, with expiries racing payments and late
+//! successes. At the end every order must be in a final state, stock = initial − the quantities of
+//! `PAID` orders exactly, exactly one payment request per reserved order, one announcement per order
+//! and transition (after deduplication by event id), and a refund asked for every success that
+//! arrived after its order had ended.
 //!
 //! `chaos [--orders N] [--workers W] [--kill-rate P]`: the supervisor. `chaos worker`: one worker,
 //! configured by the supervisor through `CHAOS_*` environment variables.
@@ -21,6 +25,7 @@ use domain::ports::{Notifier, OrderStore, PaymentQueue, TraceHeader};
 use domain::PortError;
 use integration_tests as h;
 use order_processor::Processor;
+use order_settlement::{Outcome as Settled, Settler};
 use serde_json::json;
 
 type Failure = Box<dyn std::error::Error>;
@@ -369,6 +374,8 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         let _ = w.wait();
     }
 
+    let order_phase = started.elapsed().as_secs_f64();
+
     // The books.
     let mut lost = Vec::new();
     let mut double = Vec::new();
@@ -378,7 +385,7 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         match store.get(id).await? {
             None => lost.push(format!("{id}: no order")),
             Some(order) if !order.notification_sent => lost.push(format!("{id}: not announced")),
-            Some(order) if order.status == OrderStatus::Confirmed => {
+            Some(order) if order.status == OrderStatus::PendingPayment => {
                 if !order.payment_requested {
                     lost.push(format!("{id}: payment not requested"));
                 }
@@ -437,10 +444,71 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         lost.push(format!("{parked} messages parked on the dead-letter queue"));
     }
 
+    let settled_in = Instant::now();
+    let sale = settle_the_sale(&config, &stack, &confirmed, &dice).await?;
+    let settling = settled_in.elapsed().as_secs_f64();
+    let mut paid_quantity = [0i64; PRODUCTS];
+    let mut ended: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut should_refund = BTreeSet::new();
+    for id in &confirmed {
+        let order = store.get(id).await?.ok_or("a reserved order vanished")?;
+        *ended.entry(order.status.as_str()).or_default() += 1;
+        match order.status {
+            OrderStatus::Paid => {
+                for (p, q) in &lines_of[id] {
+                    paid_quantity[*p] += i64::from(*q);
+                }
+            }
+            OrderStatus::PendingPayment => {
+                lost.push(format!("{id}: still pending after settlement"))
+            }
+            _ if sale.succeeded.contains(id) => {
+                should_refund.insert(id.clone());
+            }
+            _ => {}
+        }
+    }
+    for (p, sold) in paid_quantity.iter().enumerate() {
+        let left = store.stock(&format!("p{p}")).await?.unwrap_or(i64::MIN);
+        if left != initial - sold {
+            double.push(format!(
+                "p{p}: stock {left} after settlement, expected {} (initial − paid)",
+                initial - sold
+            ));
+        }
+    }
+    let mut refunds = BTreeSet::new();
+    let mut outcomes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for m in h::drain(&config, &stack.events_url).await {
+        let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap_or_default())?;
+        let event: OrderEvent =
+            serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())?;
+        if event.event_type == domain::order::EventType::PaymentRefundRequired {
+            refunds.insert(event.order_id);
+        } else {
+            outcomes
+                .entry(event.order_id)
+                .or_default()
+                .insert(event.event_id);
+        }
+    }
+    if refunds != should_refund {
+        lost.push(format!(
+            "refunds asked for {} orders, {} successes arrived after their order ended",
+            refunds.len(),
+            should_refund.len()
+        ));
+    }
+    for id in &confirmed {
+        if outcomes.get(id).map(BTreeSet::len) != Some(1) {
+            double.push(format!("{id}: {:?} outcome events", outcomes.get(id)));
+        }
+    }
+
     let total_kills: u64 = kills.values().sum();
     println!(
         "messages: {} ({} duplicates); workers: {}; kills: {} ({}); confirmed: {}, cancelled: {}; \
-         payment messages: {}; notifications: {} for {} orders; {:.0} s",
+         payment messages: {}; notifications: {} for {} orders; order phase {:.0} s",
         bodies.len(),
         bodies.len() - o.orders,
         o.workers,
@@ -455,10 +523,31 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         paid.values().sum::<usize>(),
         notifications,
         announced.len(),
-        started.elapsed().as_secs_f64()
+        order_phase
+    );
+    println!(
+        "settlement: {} results and expiries applied (each twice) in {settling:.0} s ({:.0} messages/s); \
+         ended: {}; refunds asked: {}; whole sale {:.0} s, {:.1} orders/s end to end",
+        sale.messages,
+        sale.messages as f64 / settling.max(0.001),
+        ended
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        refunds.len(),
+        started.elapsed().as_secs_f64(),
+        o.orders as f64 / started.elapsed().as_secs_f64()
     );
     for problem in lost.iter().chain(&double).take(20) {
         println!("  {problem}");
+    }
+    match h::emulator().peak_rss_bytes() {
+        Some(bytes) => println!(
+            "emulator peak memory (VmHWM of the moto process): {:.0} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => println!("emulator peak memory: not available on this system"),
     }
     println!(
         "chaos: {} orders, {} lost, {} double-applied",
@@ -470,5 +559,103 @@ async fn supervisor() -> Result<ExitCode, Failure> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// What the settlement phase did.
+struct Sale {
+    /// Orders for which a `SUCCEEDED` result was delivered.
+    succeeded: BTreeSet<String>,
+    messages: usize,
+}
+
+/// The payment service answers every reserved order (7 in 10 approved, 2 declined, 1 never
+/// answered and expired), and order-settlement applies each message twice, 8 at a time in random
+/// order: an expiry races one approved order in 5, and a late success follows one expired order
+/// in 3.
+async fn settle_the_sale(
+    config: &aws_config::SdkConfig,
+    stack: &h::OrderStack,
+    reserved: &BTreeSet<String>,
+    dice: &Dice,
+) -> Result<Sale, Failure> {
+    use futures::StreamExt;
+    let settler = Settler::new(
+        stack.store(config),
+        SnsNotifier::new(aws_sdk_sns::Client::new(config), &stack.topic),
+        "arn:aws:sqs:us-east-1:123456789012:payment-results",
+        "arn:aws:sqs:us-east-1:123456789012:expiries",
+    );
+    let due =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let result = |id: &str, outcome: &str| {
+        (
+            true,
+            json!({"order_id": id, "idempotency_key": id, "outcome": outcome}).to_string(),
+        )
+    };
+    let expiry = |id: &str| {
+        (
+            false,
+            json!({"order_id": id, "expires_at": due}).to_string(),
+        )
+    };
+    let mut messages = Vec::new();
+    let mut succeeded = BTreeSet::new();
+    for (n, id) in reserved.iter().enumerate() {
+        match dice.next() % 10 {
+            0..=6 => {
+                messages.push(result(id, "SUCCEEDED"));
+                succeeded.insert(id.clone());
+                if n % 5 == 0 {
+                    messages.push(expiry(id));
+                }
+            }
+            7 | 8 => messages.push(result(id, "FAILED")),
+            _ => {
+                messages.push(expiry(id));
+                if n % 3 == 0 {
+                    messages.push(result(id, "SUCCEEDED"));
+                    succeeded.insert(id.clone());
+                }
+            }
+        }
+    }
+    let mut deliveries: Vec<(u64, &(bool, String))> = messages
+        .iter()
+        .chain(&messages)
+        .map(|m| (dice.next(), m))
+        .collect();
+    deliveries.sort_by_key(|(order, _)| *order);
+    let outcomes: Vec<Settled> =
+        futures::stream::iter(deliveries.iter().map(|(_, (is_result, body))| {
+            let settler = &settler;
+            async move {
+                // A failed dependency is delivered again, as SQS would.
+                loop {
+                    let outcome = if *is_result {
+                        settler.apply_payment_result(body, None).await
+                    } else {
+                        settler.apply_expiry(body, None).await
+                    };
+                    if !matches!(outcome, Settled::Retry(_)) {
+                        return outcome;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    if let Some(bad) = outcomes
+        .iter()
+        .find(|o| matches!(o, Settled::Invalid(_) | Settled::Early))
+    {
+        return Err(format!("a settlement message was not applied: {bad:?}").into());
+    }
+    Ok(Sale {
+        succeeded,
+        messages: deliveries.len(),
     })
 }
