@@ -23,6 +23,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -186,33 +187,63 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ValidationErrors::single("id", "must be a UUID").into())
 }
 
-/// `If-Match` entity tags, `None` when the header is absent.
-fn if_match(request: &Request) -> Option<Vec<String>> {
-    let raw = header(request, "if-match")?;
-    Some(
-        raw.split(',')
-            .map(|t| {
-                t.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_string()
-            })
-            .filter(|t| !t.is_empty())
-            .collect(),
-    )
+/// What an `If-Match` header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Precondition {
+    /// No `If-Match`: the write is unconditional.
+    None,
+    /// `If-Match: *`: any current representation.
+    Any,
+    /// The opaque parts of the strong entity tags listed. Weak tags (`W/"..."`) and anything that
+    /// is not a quoted tag are left out: RFC 9110 compares If-Match strongly, so they never match.
+    Strong(Vec<String>),
 }
 
-fn check_if_match(request: &Request, current: &User) -> Result<(), ApiError> {
-    match if_match(request) {
-        None => Ok(()),
-        Some(tags)
-            if tags
-                .iter()
-                .any(|t| t == "*" || *t == current.version.to_string()) =>
-        {
-            Ok(())
+/// `If-Match`, every field line of it. A value that is not visible ASCII is refused (400), never
+/// read as an absent header, which would turn a conditional write into an unconditional one.
+fn if_match(request: &Request) -> Result<Precondition, ApiError> {
+    let mut lines = request.headers().get_all("if-match").iter().peekable();
+    if lines.peek().is_none() {
+        return Ok(Precondition::None);
+    }
+    let mut tags = Vec::new();
+    for line in lines {
+        let text = line
+            .to_str()
+            .ok()
+            .filter(|t| {
+                t.bytes()
+                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ValidationErrors::single(
+                    "If-Match",
+                    "must be \"*\" or a list of entity tags in visible ASCII",
+                )
+            })?;
+        for tag in text.split(',').map(str::trim) {
+            if tag == "*" {
+                return Ok(Precondition::Any);
+            }
+            if let Some(opaque) = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains('"'))
+            {
+                tags.push(opaque.to_string());
+            }
         }
-        Some(_) => Err(ApiError::PreconditionFailed),
+    }
+    Ok(Precondition::Strong(tags))
+}
+
+fn check_if_match(precondition: &Precondition, current: &User) -> Result<(), ApiError> {
+    let current_tag = etag(current);
+    let current_opaque = current_tag.trim_matches('"');
+    match precondition {
+        Precondition::None | Precondition::Any => Ok(()),
+        Precondition::Strong(tags) if tags.iter().any(|t| t == current_opaque) => Ok(()),
+        Precondition::Strong(_) => Err(ApiError::PreconditionFailed),
     }
 }
 
@@ -222,17 +253,26 @@ async fn current_matching<S: UserStore>(
     request: &Request,
     id: Uuid,
 ) -> Result<User, ApiError> {
+    let precondition = if_match(request)?;
     let current = api
         .store
         .get(id)
         .await?
         .ok_or(ApiError::NotFound("no user with this id"))?;
-    check_if_match(request, &current)?;
+    check_if_match(&precondition, &current)?;
     Ok(current)
 }
 
+/// The user's strong entity tag: its version and a digest of its whole representation.
+///
+/// The digest covers `created_at`, so a profile deleted and created again at the same id (which
+/// starts again at version 1) never answers to an ETag a client cached for the old one; two equal
+/// tags mean byte-equal representations, as a strong validator must.
 pub fn etag(user: &User) -> String {
-    format!("\"{}\"", user.version)
+    let representation = serde_json::to_vec(user).unwrap_or_default();
+    let digest = Sha256::digest(&representation);
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{}-{hex}\"", user.version)
 }
 
 fn json_response(status: u16, body: &Value) -> Response<Body> {
