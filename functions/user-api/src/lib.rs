@@ -502,14 +502,17 @@ async fn list<S: UserStore>(
     let mut limit = DEFAULT_PAGE_SIZE;
     let mut after = None;
     if let Some(params) = params {
-        for (name, _) in params.iter() {
-            if name != "limit" && name != "next_token" {
-                errors.add(
-                    name,
-                    "is not a known query parameter (use limit, next_token)",
-                );
-            }
-        }
+        let mut unknown: Vec<&str> = params
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| *name != "limit" && *name != "next_token")
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        errors.add_unknown(
+            unknown,
+            "is not a known query parameter (use limit, next_token)",
+        );
         if let Some(raw) = params.first("limit") {
             match raw.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
