@@ -42,8 +42,20 @@ fn documented() -> Ops {
 
 const OTHER: &str = "11111111-2222-4333-8444-555555555555";
 
-async fn seeded() -> Api<InMemoryUserStore> {
-    let api = api();
+/// The `Idempotency-Key` the seeded store has already answered (for the seeded third user).
+const USED_KEY: &str = "used-key";
+
+async fn seeded() -> Api<InMemoryUserStore, domain::testing::InMemoryIdempotencyStore> {
+    let api = api().with_idempotency(domain::testing::InMemoryIdempotencyStore::default(), 3600);
+    let mut keyed = custom(
+        "POST",
+        "/users",
+        Some(r#"{"name":"Third","email":"third@example.com"}"#),
+        Some(ADMIN),
+        true,
+    );
+    keyed["headers"]["idempotency-key"] = USED_KEY.into();
+    assert_eq!(call(&api, &keyed).await.status, 201);
     let own =
         serde_json::json!({"user_id": MEMBER, "name": "Member", "email": "member@example.com"});
     let other =
@@ -136,6 +148,12 @@ fn candidates(method: &str, template_path: &str) -> Vec<(Value, Option<PortError
             custom(method, &own, Some(&someone_else), Some(MEMBER), false),
             None,
         ));
+        if method == "POST" {
+            // The seeded key again, with another body.
+            let mut reused = custom(method, &own, good_body.as_deref(), Some(ADMIN), true);
+            reused["headers"]["idempotency-key"] = USED_KEY.into();
+            list.push((reused, None));
+        }
     }
     if writes {
         list.push((
