@@ -25,11 +25,13 @@ fn documented() -> Ops {
             if method == "parameters" {
                 continue;
             }
+            // Statuses only API Gateway answers (its throttling) never come from the router.
             let statuses = op["responses"]
                 .as_mapping()
                 .unwrap()
-                .keys()
-                .map(|k| k.as_str().unwrap().parse::<u16>().unwrap())
+                .iter()
+                .filter(|(_, r)| r["$ref"].as_str() != Some("#/components/responses/Throttled"))
+                .map(|(k, _)| k.as_str().unwrap().parse::<u16>().unwrap())
                 .collect();
             ops.insert(
                 (path.as_str().unwrap().to_string(), method.to_uppercase()),
@@ -226,5 +228,63 @@ async fn openapi_and_router_agree_on_operations_and_statuses() {
             &seen, statuses,
             "{op:?}: statuses real requests get vs openapi.yaml"
         );
+    }
+}
+
+/// API Gateway's own answers are documented with its body, and that body is the one the local
+/// gateway (`tools/local_gateway.py`, used by the contract run) gives.
+#[test]
+fn gateway_answers_are_documented_as_the_local_gateway_gives_them() {
+    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(format!("{root}/functions/user-api/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let gateway = std::fs::read_to_string(format!("{root}/tools/local_gateway.py")).unwrap();
+    let documented: BTreeSet<String> = spec["components"]["schemas"]["GatewayMessage"]
+        ["properties"]["message"]["enum"]
+        .as_sequence()
+        .expect("GatewayMessage lists API Gateway's messages")
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    for (status, message) in [
+        (401, "Unauthorized"),
+        (413, "Request Entity Too Large"),
+        (429, "Too Many Requests"),
+        (500, "Internal Server Error"),
+        (503, "Service Unavailable"),
+    ] {
+        assert!(documented.contains(message), "{message} is not documented");
+        assert!(
+            gateway.contains(&format!("({status}, {{\"message\": \"{message}\"}})")),
+            "the local gateway does not answer {status} {message}"
+        );
+    }
+    let responses = &spec["components"]["responses"];
+    for name in [
+        "Unauthorized",
+        "TooLarge",
+        "Internal",
+        "Unavailable",
+        "Throttled",
+    ] {
+        assert_eq!(
+            responses[name]["content"]["application/json"]["schema"]["$ref"].as_str(),
+            Some("#/components/schemas/GatewayMessage"),
+            "{name} documents API Gateway's own body"
+        );
+    }
+    // Every operation behind the authorizer can be throttled.
+    for (_, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            if method.as_str() == Some("parameters") || method.as_str() == Some("options") {
+                continue;
+            }
+            assert!(
+                op["responses"]["429"].is_mapping(),
+                "{method:?} documents 429"
+            );
+        }
     }
 }
