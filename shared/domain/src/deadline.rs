@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+/// 2001-09-09T01:46:40Z: no Lambda deadline is earlier.
+const NOT_BEFORE_EPOCH_MS: u64 = 1_000_000_000_000;
+
 /// When the current invocation is cut off (wall-clock time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
@@ -16,10 +19,12 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline in milliseconds since the Unix epoch, as the Lambda runtime reports it. Zero
-    /// means the runtime gave none (a hand-built context): `None`.
+    /// A deadline in milliseconds since the Unix epoch, as the Lambda runtime reports it. A value
+    /// that cannot be a wall-clock time of this century means the runtime gave none: zero in a
+    /// hand-built context, and `cargo lambda watch`'s Runtime API, which sends a constant 600000
+    /// (ten minutes as a duration, 1970 as a time) that would make every invocation look late.
     pub fn from_epoch_ms(epoch_ms: u64) -> Option<Self> {
-        (epoch_ms > 0).then_some(Self { epoch_ms })
+        (epoch_ms >= NOT_BEFORE_EPOCH_MS).then_some(Self { epoch_ms })
     }
 
     /// The deadline `after` from `now`.
@@ -60,8 +65,11 @@ mod tests {
     }
 
     #[test]
-    fn zero_means_no_deadline() {
+    fn zero_or_a_duration_means_no_deadline() {
         assert_eq!(Deadline::from_epoch_ms(0), None);
+        // What `cargo lambda watch` sends in `Lambda-Runtime-Deadline-Ms`.
+        assert_eq!(Deadline::from_epoch_ms(600_000), None);
+        assert_eq!(Deadline::from_epoch_ms(NOT_BEFORE_EPOCH_MS - 1), None);
         assert_eq!(
             Deadline::from_epoch_ms(1_700_000_010_000).map(|d| d.epoch_ms()),
             Some(1_700_000_010_000)
