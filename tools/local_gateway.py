@@ -122,6 +122,16 @@ GATEWAY_ANSWERS = {
     "integration_timeout": (503, {"message": "Service Unavailable"}),
     "integration_failed": (500, {"message": "Internal Server Error"}),
 }
+# The template's routes, each behind the JWT authorizer. Anything else (OPTIONS, a method no route
+# has, which the function answers 405, an unknown path) goes to the function without a token.
+AUTHORIZED_ROUTES = {"collection": {"GET", "POST"}, "item": {"GET", "PUT", "PATCH", "DELETE"}}
+
+
+def authorized_route(method, target):
+    """Whether `method` on `target` is one of the template's routes (and so behind the authorizer)."""
+    segments = [s for s in target.partition("?")[0].split("/") if s]
+    kind = {1: "collection", 2: "item"}.get(len(segments)) if segments[:1] == ["users"] else None
+    return kind is not None and method in AUTHORIZED_ROUTES[kind]
 # HTTP API's payload limit.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 
@@ -178,7 +188,7 @@ def serve(port, invoke_port, secret, function="user-api", rate=None, burst=None,
             auth = self.headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
                 claims = verify_token(secret, auth[7:].strip())
-            if claims is None and self.command != "OPTIONS":
+            if claims is None and authorized_route(self.command, self.path):
                 # The JWT authorizer refuses the request; the function never runs.
                 challenge = 'Bearer error="invalid_token"' if auth else "Bearer"
                 self.gateway_answer("unauthorized", {"www-authenticate": challenge})

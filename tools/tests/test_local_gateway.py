@@ -86,6 +86,8 @@ class GatewayAnswers(unittest.TestCase):
         self.assertIn("invalid_token", answer[1].get("www-authenticate", ""))
         self.assertEqual(self.call(base)[0], 200)
         self.assertEqual(self.call(base, method="OPTIONS", token=None)[0], 200, "a preflight needs no token")
+        self.assertEqual(self.call(base, method="TRACE", token=None)[0], 200, "no route: the function's 405")
+        self.assertEqual(self.call(base, method="PUT", token=None)[0], 200, "no PUT /users route either")
 
     def test_a_body_over_the_payload_limit_is_413(self):
         base = self.start(max_payload=1024)
