@@ -11,6 +11,9 @@ STAMP     := $(VENV)/.installed-$(REQS_HASH)
 CONTRACT_VENV  := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed-$(shell sha256sum requirements-contract.txt | cut -c1-16)
 BENCH_STAMP    := $(VENV)/.bench-$(shell sha256sum bench/requirements-bench.txt | cut -c1-16)
+# sharp, a peer in the image benchmarks: the version pinned in bench/sharp/package-lock.json, installed
+# into bench/sharp/node_modules (npm ships its libvips build as a platform package).
+SHARP_STAMP    := bench/sharp/node_modules/.installed-$(shell sha256sum bench/sharp/package-lock.json | cut -c1-16)
 # cargo-lambda finds zig (the arm64 linker) only through PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -19,7 +22,7 @@ FUNCTIONS := image-compressor user-api order-processor
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing bench-corpus build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+.PHONY: help setup bench-tracing bench-corpus bench-photos build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
         demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
@@ -108,9 +111,14 @@ local-down: ## Stop what local-up and the demo started
 demo: setup ## The whole suite end to end on the local emulator
 	$(PY) tools/demo.py
 
-$(BENCH_STAMP): bench/requirements-bench.txt | $(STAMP)
+$(BENCH_STAMP): bench/requirements-bench.txt $(SHARP_STAMP) | $(STAMP)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
 	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+$(SHARP_STAMP): bench/sharp/package-lock.json
+	@echo "==> installing sharp into bench/sharp/node_modules (once; again only when its lockfile changes)"
+	@npm ci --prefix bench/sharp --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # mozjpeg's x86 SIMD is assembled by nasm when mozjpeg-sys is built: without it the release build is
@@ -123,6 +131,7 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	@$(NASM)
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
+	$(PY) bench/corpus.py --photos --baseline $(PHOTOS_BASELINE)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
 
 bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
@@ -134,6 +143,13 @@ bench-corpus: setup $(BENCH_STAMP) ## The image pipeline per class of upload (be
 
 # The pipeline before trellis was chosen per variant.
 CORPUS_BASELINE ?= ca04ae3
+
+bench-photos: setup $(BENCH_STAMP) ## Quick: the corpus's JPEG photos (1.8-8.7 MP), one 800-px variant, per file vs Pillow and PHOTOS_BASELINE
+	@$(NASM)
+	$(PY) bench/corpus.py --photos --baseline $(PHOTOS_BASELINE)
+
+# The encoder settings before trellis was weighed against the decoding work.
+PHOTOS_BASELINE ?= ee02877
 
 bench-tracing: setup $(BENCH_STAMP) ## What span export costs: cold start, latency, RSS vs TRACING_BASELINE (a git rev); a BENCHMARKS.md section
 	$(PY) bench/tracing_overhead.py --baseline $(TRACING_BASELINE) $(BENCH_ARGS)

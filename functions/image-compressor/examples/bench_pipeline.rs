@@ -1,5 +1,5 @@
 //! One image through the pipeline, repeated, single-threaded; prints one JSON line with the median
-//! iteration's time, after one untimed warm-up iteration as the baselines do (used by `make bench`,
+//! iteration's time (and the fastest one's), after one untimed warm-up iteration as the baselines do (used by `make bench`,
 //! run once per process so peak RSS is per image):
 //!
 //!     bench_pipeline <file> <variants> <iterations> [<out-dir>]
@@ -65,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "file": file,
             "megapixels": megapixels,
             "seconds": seconds,
+            "min_seconds": times[0],
             "mp_per_s": megapixels / seconds,
             "output_bytes": processed.variants.iter().map(|v| v.jpeg.len()).sum::<usize>(),
             "variants": processed.variants.iter().map(|v| json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()})).collect::<Vec<_>>(),

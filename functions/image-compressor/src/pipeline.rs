@@ -71,20 +71,70 @@ impl PipelineConfig {
 
 /// With `Optimize::Size`, a variant is written with trellis quantisation only when the picture
 /// has at least this many times its pixels. Trellis costs 2 to 6 times the encoder's CPU for 1 to
-/// 3% fewer bytes. On a thumbnail of a photo the encoder is a small part of the work (decoding and
-/// reducing the photo is the rest), so the bytes are worth it. On a variant about the picture's
-/// size (an avatar, an icon, a screenshot or a product shot kept as it is), the encoder is most of
-/// the work, and plain quantisation writes the bytes Pillow writes in a fraction of the time
-/// (BENCHMARKS.md, "Upload corpus").
+/// 3% fewer bytes. On a variant about the picture's size (an avatar, an icon, a screenshot or a
+/// product shot kept as it is), the encoder is most of the work, and plain quantisation writes the
+/// bytes Pillow writes in a fraction of the time (BENCHMARKS.md, "Upload corpus").
 pub const TRELLIS_MIN_REDUCTION: u64 = 4;
+
+/// A variant of at least this many pixels (an 800-px photo variant has 350,000 to 550,000) is a
+/// large one: written as a progressive JPEG, and trellis-quantised only when decoding the picture
+/// was itself costly (anything but a baseline JPEG). Trellis runs at about 30 MP/s on one core: 10
+/// to 25 ms for an 800-px variant, as much as a baseline JPEG photo of 2 to 4 MP takes to decode
+/// (reduced) and resize, and more than Pillow's whole pipeline leaves room for on some (BENCHMARKS.md,
+/// "JPEG photos"). On a smaller variant (the 150- and 300-px thumbnails) it costs a few milliseconds.
+pub const LARGE_VARIANT_PIXELS: u64 = 200_000;
+
+/// Progressive scans hold the same coefficients (so the same pixels) as one sequential scan, in 2
+/// to 6% fewer bytes once the file is large; under about this size their extra headers and Huffman
+/// tables cost more than they save, so a plain progressive variant this small is also written
+/// sequentially and the smaller file kept (a second encoding of a few milliseconds).
+pub const PROGRESSIVE_CHECK_BYTES: usize = 48 * 1024;
+
+/// How `optimize` writes a variant of `variant` size from a picture of `picture` size.
+pub(crate) fn jpeg_encoding(
+    optimize: Optimize,
+    (width, height): (u32, u32),
+    (w, h): (u32, u32),
+    cheap_decode: bool,
+) -> jpeg::Encoding {
+    let pixels = u64::from(w) * u64::from(h);
+    let large = pixels >= LARGE_VARIANT_PIXELS;
+    match optimize {
+        Optimize::Speed => jpeg::Encoding::PLAIN,
+        Optimize::Size => jpeg::Encoding {
+            trellis: u64::from(width) * u64::from(height) >= TRELLIS_MIN_REDUCTION * pixels
+                && !(large && cheap_decode),
+            progressive: large,
+        },
+    }
+}
+
+/// A variant's JPEG as `encoding` says, or the sequential one where that is smaller.
+fn encode_jpeg(
+    pixels: &[u8],
+    (w, h): (u32, u32),
+    grey: bool,
+    quality: u8,
+    encoding: jpeg::Encoding,
+) -> Result<Vec<u8>, ImageError> {
+    let jpeg = jpeg::encode(pixels, w, h, grey, quality, encoding)?;
+    if encoding.progressive && !encoding.trellis && jpeg.len() < PROGRESSIVE_CHECK_BYTES {
+        let sequential = jpeg::encode(pixels, w, h, grey, quality, jpeg::Encoding::PLAIN)?;
+        if sequential.len() < jpeg.len() {
+            return Ok(sequential);
+        }
+    }
+    Ok(jpeg)
+}
 
 /// The one trade-off between CPU and bytes (`JPEG_OPTIMIZE`; measured in BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Optimize {
-    /// The default. Trellis quantisation for variants at most a quarter of the picture's pixels
-    /// (see `TRELLIS_MIN_REDUCTION`), and JPEGs reduced while decoding to no less than 1.5 times
-    /// the largest variant: fewer bytes than Pillow at an SSIM no lower, still ahead of libvips,
-    /// and a large photo never decoded at full size for the seed variants.
+    /// The default. Progressive JPEG for large variants, trellis quantisation for variants at most
+    /// a quarter of the picture's pixels where its cost is small next to the rest of the work (see
+    /// `LARGE_VARIANT_PIXELS`), and JPEGs reduced while decoding to no less than 1.5 times the
+    /// largest variant: fewer bytes than Pillow at an SSIM no lower, still ahead of libvips, and a
+    /// large photo never decoded at full size for the seed variants.
     Size,
     /// libjpeg's plain quantisation (what Pillow and libjpeg-turbo write), and JPEGs reduced while
     /// decoding down to the largest variant itself (libvips' choice): the least CPU and memory,
@@ -153,6 +203,9 @@ struct Source {
     width: u32,
     height: u32,
     icc: Option<Vec<u8>>,
+    /// Decoding took little work next to encoding a large variant (a baseline JPEG, reduced while
+    /// decoding): see `jpeg_encoding`.
+    cheap_decode: bool,
 }
 
 /// Why an image cannot be processed. All of these are permanent: retrying cannot help.
@@ -307,7 +360,10 @@ fn process(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageErro
                     image::RgbImage::from_raw(d.width, d.height, d.pixels)
                         .map(DynamicImage::ImageRgb8)
                 };
-                upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
+                Source {
+                    cheap_decode: !d.progressive,
+                    ..upright(image, (d.full_width, d.full_height), d.orientation, d.icc)?
+                }
             }
             // CMYK and YCCK (already checked for completeness and size).
             None => decode_generic(reader, bytes, config)?,
@@ -349,6 +405,7 @@ fn upright(
         width,
         height,
         icc,
+        cheap_decode: false,
     })
 }
 
@@ -427,6 +484,7 @@ fn decode_generic(
         height: image.height(),
         image,
         icc,
+        cheap_decode: false,
     })
 }
 
@@ -553,6 +611,7 @@ fn decode_gif_first_frame(bytes: &[u8], config: &PipelineConfig) -> Result<Sourc
         width,
         height,
         icc: None,
+        cheap_decode: false,
     })
 }
 
@@ -679,6 +738,7 @@ fn decode_png_strictly(bytes: &[u8], config: &PipelineConfig) -> Result<Source, 
         width,
         height,
         icc,
+        cheap_decode: false,
     })
 }
 
@@ -752,6 +812,7 @@ fn finish(
         width,
         height,
         icc,
+        cheap_decode,
     } = source;
     let (decoded_width, decoded_height) = (image.width(), image.height());
     let (pixels, pixel_type, grey) = flatten(image, config.background);
@@ -799,15 +860,12 @@ fn finish(
         let (jpeg, webp) = match same {
             Some(previous) => (previous.jpeg.clone(), previous.webp.clone()),
             None => (
-                jpeg::encode(
+                encode_jpeg(
                     current.buffer(),
-                    w,
-                    h,
+                    (w, h),
                     grey,
                     config.jpeg_quality,
-                    config.optimize == Optimize::Size
-                        && u64::from(width) * u64::from(height)
-                            >= TRELLIS_MIN_REDUCTION * u64::from(w) * u64::from(h),
+                    jpeg_encoding(config.optimize, (width, height), (w, h), cheap_decode),
                 )?,
                 config
                     .webp_quality
