@@ -13,6 +13,7 @@ it started.
     python tools/api_contract.py [--max-examples 25]
 """
 import argparse
+import http.client
 import json
 import os
 import re
@@ -79,6 +80,71 @@ def request(base, method, path, token=None, body=None):
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def template_throttling():
+    """The HTTP API stage's (ThrottlingRateLimit, ThrottlingBurstLimit) as template.yaml deploys them."""
+    text = (ROOT / "template.yaml").read_text()
+    rate = re.search(r"ThrottlingRateLimit:\s*(\d+)", text)
+    burst = re.search(r"ThrottlingBurstLimit:\s*(\d+)", text)
+    if not rate or not burst:
+        sys.exit("template.yaml sets no ThrottlingRateLimit / ThrottlingBurstLimit")
+    return int(rate.group(1)), int(burst.group(1))
+
+
+def announce_body(base, path, token, length):
+    """A POST announcing a body of `length` bytes: the answer API Gateway gives before reading it."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("authorization", f"Bearer {token}")
+        conn.putheader("content-type", "application/json")
+        conn.putheader("content-length", str(length))
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def gateway_answers(base, invoke_port, token):
+    """What API Gateway answers by itself (documented in openapi.yaml as GatewayMessage), through the
+    local gateway in front of the real function: 401, 413, 429 and 503 with their real bodies."""
+    def expect(answer, status, message, what):
+        code, body = answer
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError:
+            doc = None
+        if code != status or doc != {"message": message}:
+            sys.exit(f"{what}: expected {status} {{'message': {message!r}}}, got {code} {body[:200]!r}")
+
+    expect(request(base, "GET", f"/users/{MEMBER}"), 401, "Unauthorized", "no token")
+    expect(announce_body(base, "/users", token, gw.MAX_PAYLOAD_BYTES + 1), 413, "Request Entity Too Large",
+           "a body over 10 MB")
+    servers = []
+    try:
+        # The stage's throttling as deployed: the burst passes, the request after it is refused.
+        rate, burst = template_throttling()
+        port = free_port()
+        servers.append(gw.serve(port, invoke_port, SECRET, rate=rate / 1000.0, burst=burst))
+        # An integration that cannot answer in time.
+        slow_port = free_port()
+        servers.append(gw.serve(slow_port, invoke_port, SECRET, integration_timeout=0.001))
+        for server in servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        throttled = f"http://127.0.0.1:{port}"
+        for _ in range(burst):
+            request(throttled, "GET", "/users")  # refused by the authorizer, after the bucket
+        expect(request(throttled, "GET", f"/users/{MEMBER}", token), 429, "Too Many Requests", "past the burst")
+        expect(request(f"http://127.0.0.1:{slow_port}", "GET", f"/users/{MEMBER}", token), 503,
+               "Service Unavailable", "integration timeout")
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    print("api contract: API Gateway's own 401, 413, 429 and 503 answered as documented", flush=True)
 
 
 def main():
@@ -157,6 +223,7 @@ def main():
         status, _ = request(base, "GET", f"/users/{MEMBER}", tokens["forged token"])
         if status != 401:
             sys.exit(f"a forged token was not refused: {status}")
+        gateway_answers(base, invoke_port, tokens["admin"])
 
         def run(caller):
             token = tokens[caller]

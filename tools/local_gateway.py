@@ -6,8 +6,15 @@ Each HTTP request becomes an API Gateway v2 event and is sent to user-api throug
 Invoke API; the function's response becomes the HTTP response. A bearer token is verified the way
 the authorizer would (HS256 signature with the local secret, `exp`), and only then are its claims
 put in `requestContext.authorizer.jwt.claims`, flattened to strings as API Gateway does (a list
-becomes `[a b]`). A request without a valid token reaches the function with no claims, so the
-function's own 401 is exercised (in AWS the authorizer answers those before the function runs).
+becomes `[a b]`).
+
+What API Gateway (HTTP API) answers by itself, before or instead of the function, is answered here
+the same way, with its own `{"message": ...}` JSON bodies (`GATEWAY_ANSWERS`): 401 when the JWT
+authorizer refuses the request (no token or an invalid one; CORS preflights pass without one), 413
+for a body over the 10 MB payload limit, 429 when the stage's throttling (token bucket, `rate` and
+`burst` as `ThrottlingRateLimit` / `ThrottlingBurstLimit`; off unless given) refuses it, 503 when the
+integration does not answer within its timeout (`integration_timeout`, 30 s as deployed), and 500
+when the function fails (an error or its own timeout).
 
 Function URLs carry no authorizer claims, which is why this gateway exists: it lets the API's
 authorisation be tested locally exactly as it runs behind API Gateway.
@@ -17,6 +24,8 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -105,8 +114,51 @@ def build_event(method, target, headers, body, claims, stage="$default"):
     return event
 
 
-def serve(port, invoke_port, secret, function="user-api"):
+# API Gateway HTTP API's own answers: (status, body, extra headers).
+GATEWAY_ANSWERS = {
+    "unauthorized": (401, {"message": "Unauthorized"}),
+    "too_large": (413, {"message": "Request Entity Too Large"}),
+    "throttled": (429, {"message": "Too Many Requests"}),
+    "integration_timeout": (503, {"message": "Service Unavailable"}),
+    "integration_failed": (500, {"message": "Internal Server Error"}),
+}
+# The template's routes, each behind the JWT authorizer. Anything else (OPTIONS, a method no route
+# has, which the function answers 405, an unknown path) goes to the function without a token.
+AUTHORIZED_ROUTES = {"collection": {"GET", "POST"}, "item": {"GET", "PUT", "PATCH", "DELETE"}}
+
+
+def authorized_route(method, target):
+    """Whether `method` on `target` is one of the template's routes (and so behind the authorizer)."""
+    segments = [s for s in target.partition("?")[0].split("/") if s]
+    kind = {1: "collection", 2: "item"}.get(len(segments)) if segments[:1] == ["users"] else None
+    return kind is not None and method in AUTHORIZED_ROUTES[kind]
+# HTTP API's payload limit.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+
+
+class TokenBucket:
+    """API Gateway's throttling: `burst` requests at once, refilled at `rate` per second."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens, self.at = float(burst), time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self):
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+def serve(port, invoke_port, secret, function="user-api", rate=None, burst=None,
+          integration_timeout=30.0, max_payload=MAX_PAYLOAD_BYTES):
     invoke_url = f"http://127.0.0.1:{invoke_port}/2015-03-31/functions/{function}/invocations"
+    bucket = TokenBucket(rate, burst) if rate is not None and burst is not None else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -114,27 +166,54 @@ def serve(port, invoke_port, secret, function="user-api"):
         def log_message(self, *args):
             pass
 
+        def gateway_answer(self, name, headers=None):
+            status, body = GATEWAY_ANSWERS[name]
+            self.reply(status, {"content-type": "application/json", **(headers or {})},
+                       json.dumps(body, separators=(",", ":")).encode())
+
         def handle_any(self):
+            if bucket is not None and not bucket.take():
+                self.close_connection = True
+                self.gateway_answer("throttled")
+                return
             length = int(self.headers.get("content-length") or 0)
+            if length > max_payload:
+                # Refused before the body is read, as API Gateway does.
+                self.close_connection = True
+                self.gateway_answer("too_large")
+                return
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items()}
             claims = None
             auth = self.headers.get("authorization", "")
             if auth.lower().startswith("bearer "):
                 claims = verify_token(secret, auth[7:].strip())
+            if claims is None and authorized_route(self.command, self.path):
+                # The JWT authorizer refuses the request; the function never runs.
+                challenge = 'Bearer error="invalid_token"' if auth else "Bearer"
+                self.gateway_answer("unauthorized", {"www-authenticate": challenge})
+                return
             event = build_event(self.command, self.path, headers, body, claims)
             request = urllib.request.Request(
                 invoke_url, data=json.dumps(event).encode(), headers={"content-type": "application/json"}
             )
             try:
-                with urllib.request.urlopen(request, timeout=120) as response:
+                with urllib.request.urlopen(request, timeout=integration_timeout) as response:
                     result = json.loads(response.read())
                     failed = response.headers.get("X-Amz-Function-Error")
-            except (urllib.error.URLError, json.JSONDecodeError, TimeoutError) as e:
+            except (TimeoutError, socket.timeout):
+                self.gateway_answer("integration_timeout")
+                return
+            except urllib.error.URLError as e:
+                if isinstance(e.reason, (TimeoutError, socket.timeout)):
+                    self.gateway_answer("integration_timeout")
+                    return
+                result, failed = {"errorMessage": str(e)}, "Unhandled"
+            except json.JSONDecodeError as e:
                 result, failed = {"errorMessage": str(e)}, "Unhandled"
             if failed or not isinstance(result, dict) or "statusCode" not in result:
                 # What API Gateway answers when the integration fails.
-                self.reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+                self.gateway_answer("integration_failed")
                 return
             payload = result.get("body") or ""
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
@@ -166,8 +245,12 @@ def main():
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--invoke-port", type=int, default=9000)
     parser.add_argument("--secret", default="local-dev-secret")
+    parser.add_argument("--rate", type=float, help="throttling: requests per second (ThrottlingRateLimit)")
+    parser.add_argument("--burst", type=float, help="throttling: bucket size (ThrottlingBurstLimit)")
+    parser.add_argument("--integration-timeout", type=float, default=30.0)
     args = parser.parse_args()
-    server = serve(args.port, args.invoke_port, args.secret)
+    server = serve(args.port, args.invoke_port, args.secret, rate=args.rate, burst=args.burst,
+                   integration_timeout=args.integration_timeout)
     print(f"local gateway on http://127.0.0.1:{args.port} -> user-api via :{args.invoke_port}", flush=True)
     server.serve_forever()
 

@@ -314,7 +314,7 @@ fn environment_variables_match_what_the_code_reads() {
 /// resources its environment names, plus the KMS key of every encrypted queue or topic it sends to,
 /// is fed by, or fails over to.
 fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
-    use adapters::{aws, dynamo_orders, dynamo_users, s3, secrets, sns, sqs};
+    use adapters::{aws, dynamo_idempotency, dynamo_orders, dynamo_users, s3, secrets, sns, sqs};
     let on = |variable: &str| resource_of(t, &f.env[variable]);
     let mut needs: Vec<(String, &[&str])> = match f.binary.as_str() {
         "image-compressor" => vec![
@@ -324,6 +324,11 @@ fn grants_the_code_needs(t: &Value, f: &Function) -> BTreeSet<Grant> {
         ],
         "user-api" => vec![
             (on("USERS_TABLE"), dynamo_users::DYNAMO_USER_TABLE_ACTIONS),
+            // Idempotency records live in the users table.
+            (
+                on("USERS_TABLE"),
+                dynamo_idempotency::DYNAMO_IDEMPOTENCY_ACTIONS,
+            ),
             (
                 format!("{}/index", on("USERS_TABLE")),
                 dynamo_users::DYNAMO_USER_INDEX_ACTIONS,
@@ -1010,5 +1015,30 @@ fn the_alias_check_catches_an_event_source_on_the_bare_function() {
     assert_eq!(
         sources_not_on_an_alias(&translated(&by_hand)),
         ["ByHand -> OrderProcessorFunction"]
+    );
+}
+
+/// Idempotency records expire through the users table's TTL on the attribute the adapter writes,
+/// and the function is told how long to keep an answer.
+#[test]
+fn idempotency_records_expire_by_the_users_table_ttl() {
+    let t = template();
+    let ttl = &t["Resources"]["UsersTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(ttl["Enabled"], Value::Bool(true));
+    assert_eq!(
+        ttl["AttributeName"].as_str(),
+        Some(adapters::dynamo_idempotency::TTL_ATTRIBUTE)
+    );
+    let vars = &t["Resources"]["UserApiFunction"]["Properties"]["Environment"]["Variables"];
+    let seconds: u64 = vars["IDEMPOTENCY_TTL_SECONDS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("IDEMPOTENCY_TTL_SECONDS is a number of seconds");
+    let timeout = t["Resources"]["UserApiFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .expect("Timeout");
+    assert!(
+        seconds > timeout,
+        "an answer outlives the invocation that made it"
     );
 }

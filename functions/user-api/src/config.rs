@@ -13,6 +13,7 @@ pub enum PageTokenKey {
 }
 
 pub const PAGE_TOKEN_SECRET_ARN: &str = "PAGE_TOKEN_SECRET_ARN";
+pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +22,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Where the key signing pagination tokens comes from.
     pub page_token_key: PageTokenKey,
+    /// How long a create's answer is replayed for its `Idempotency-Key`, in seconds
+    /// (`IDEMPOTENCY_TTL_SECONDS`, 60 s to 7 days, default 1 hour).
+    pub idempotency_ttl_seconds: i64,
     pub aws: AwsSettings,
 }
 
@@ -61,6 +65,11 @@ impl Config {
             users_table,
             allowed_origins,
             page_token_key,
+            idempotency_ttl_seconds: env.number_in(
+                IDEMPOTENCY_TTL_SECONDS,
+                3600,
+                60..=7 * 24 * 3600,
+            )? as i64,
             aws: AwsSettings::from_env(env)?,
         })
     }

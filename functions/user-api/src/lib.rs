@@ -11,8 +11,9 @@ pub mod problem;
 use std::time::Instant;
 
 use adapters::metric_catalog as catalog;
+use domain::idempotency::{self, Claim, StoredResponse};
 use domain::page_token::PageTokens;
-use domain::ports::UserStore;
+use domain::ports::{IdempotencyStore, NoIdempotency, UserStore};
 use domain::user::{
     authorize, authorize_email, parse_new_user, parse_patch, parse_replacement, timestamp, Caller,
     User, UserAction, UserChanges, MAX_BODY_BYTES,
@@ -23,6 +24,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -35,12 +37,21 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub const COLLECTION_METHODS: &[&str] = &["GET", "POST", "OPTIONS"];
 pub const ITEM_METHODS: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/// How long a claimed `Idempotency-Key` stays `IN_PROGRESS` when the request has no deadline (a
+/// direct call in a test or a tool). Under Lambda the claim ends at the invocation's deadline, that
+/// is at most the function's `Timeout` after it started, so a crashed request frees its key then.
+pub const IN_PROGRESS_WITHOUT_DEADLINE_SECONDS: i64 = 10;
+
 /// Everything a request needs, built once per cold start.
-pub struct Api<S> {
+pub struct Api<S, I = NoIdempotency> {
     pub store: S,
     pub allowed_origins: Vec<String>,
     pub tokens: PageTokens,
     pub clock: fn() -> OffsetDateTime,
+    /// Where `POST /users` records its `Idempotency-Key`s.
+    pub idempotency: I,
+    /// How long a completed create's answer is replayed for its key, in seconds.
+    pub idempotency_ttl_seconds: i64,
 }
 
 impl<S: UserStore> Api<S> {
@@ -50,6 +61,22 @@ impl<S: UserStore> Api<S> {
             allowed_origins,
             tokens: PageTokens::new(page_token_secret),
             clock: OffsetDateTime::now_utc,
+            idempotency: NoIdempotency,
+            idempotency_ttl_seconds: 0,
+        }
+    }
+}
+
+impl<S: UserStore, I> Api<S, I> {
+    /// The same API, recording `Idempotency-Key`s in `store` for `ttl_seconds`.
+    pub fn with_idempotency<J: IdempotencyStore>(self, store: J, ttl_seconds: i64) -> Api<S, J> {
+        Api {
+            store: self.store,
+            allowed_origins: self.allowed_origins,
+            tokens: self.tokens,
+            clock: self.clock,
+            idempotency: store,
+            idempotency_ttl_seconds: ttl_seconds,
         }
     }
 }
@@ -186,53 +213,92 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ValidationErrors::single("id", "must be a UUID").into())
 }
 
-/// `If-Match` entity tags, `None` when the header is absent.
-fn if_match(request: &Request) -> Option<Vec<String>> {
-    let raw = header(request, "if-match")?;
-    Some(
-        raw.split(',')
-            .map(|t| {
-                t.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_string()
-            })
-            .filter(|t| !t.is_empty())
-            .collect(),
-    )
+/// What an `If-Match` header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Precondition {
+    /// No `If-Match`: the write is unconditional.
+    None,
+    /// `If-Match: *`: any current representation.
+    Any,
+    /// The opaque parts of the strong entity tags listed. Weak tags (`W/"..."`) and anything that
+    /// is not a quoted tag are left out: RFC 9110 compares If-Match strongly, so they never match.
+    Strong(Vec<String>),
 }
 
-fn check_if_match(request: &Request, current: &User) -> Result<(), ApiError> {
-    match if_match(request) {
-        None => Ok(()),
-        Some(tags)
-            if tags
-                .iter()
-                .any(|t| t == "*" || *t == current.version.to_string()) =>
-        {
-            Ok(())
+/// `If-Match`, every field line of it. A value that is not visible ASCII is refused (400), never
+/// read as an absent header, which would turn a conditional write into an unconditional one.
+fn if_match(request: &Request) -> Result<Precondition, ApiError> {
+    let mut lines = request.headers().get_all("if-match").iter().peekable();
+    if lines.peek().is_none() {
+        return Ok(Precondition::None);
+    }
+    let mut tags = Vec::new();
+    for line in lines {
+        let text = line
+            .to_str()
+            .ok()
+            .filter(|t| {
+                t.bytes()
+                    .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ValidationErrors::single(
+                    "If-Match",
+                    "must be \"*\" or a list of entity tags in visible ASCII",
+                )
+            })?;
+        for tag in text.split(',').map(str::trim) {
+            if tag == "*" {
+                return Ok(Precondition::Any);
+            }
+            if let Some(opaque) = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains('"'))
+            {
+                tags.push(opaque.to_string());
+            }
         }
-        Some(_) => Err(ApiError::PreconditionFailed),
+    }
+    Ok(Precondition::Strong(tags))
+}
+
+fn check_if_match(precondition: &Precondition, current: &User) -> Result<(), ApiError> {
+    let current_tag = etag(current);
+    let current_opaque = current_tag.trim_matches('"');
+    match precondition {
+        Precondition::None | Precondition::Any => Ok(()),
+        Precondition::Strong(tags) if tags.iter().any(|t| t == current_opaque) => Ok(()),
+        Precondition::Strong(_) => Err(ApiError::PreconditionFailed),
     }
 }
 
 /// The stored user, if it exists and matches the request's `If-Match` (404 / 412 otherwise).
-async fn current_matching<S: UserStore>(
-    api: &Api<S>,
+async fn current_matching<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     id: Uuid,
 ) -> Result<User, ApiError> {
+    let precondition = if_match(request)?;
     let current = api
         .store
         .get(id)
         .await?
         .ok_or(ApiError::NotFound("no user with this id"))?;
-    check_if_match(request, &current)?;
+    check_if_match(&precondition, &current)?;
     Ok(current)
 }
 
+/// The user's strong entity tag: its version and a digest of its whole representation.
+///
+/// The digest covers `created_at`, so a profile deleted and created again at the same id (which
+/// starts again at version 1) never answers to an ETag a client cached for the old one; two equal
+/// tags mean byte-equal representations, as a strong validator must.
 pub fn etag(user: &User) -> String {
-    format!("\"{}\"", user.version)
+    let representation = serde_json::to_vec(user).unwrap_or_default();
+    let digest = Sha256::digest(&representation);
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{}-{hex}\"", user.version)
 }
 
 fn json_response(status: u16, body: &Value) -> Response<Body> {
@@ -267,6 +333,9 @@ fn problem_response(error: &ApiError) -> Response<Body> {
         }
         ApiError::Unavailable { retry_after, .. } => {
             headers.insert("retry-after", HeaderValue::from(*retry_after));
+        }
+        ApiError::IdempotencyInProgress => {
+            headers.insert("retry-after", HeaderValue::from_static("1"));
         }
         ApiError::Unauthorized => {
             headers.insert("www-authenticate", HeaderValue::from_static("Bearer"));
@@ -305,21 +374,24 @@ fn preflight(methods: &[&str]) -> Response<Body> {
     }
     headers.insert(
         "access-control-allow-headers",
-        HeaderValue::from_static("authorization, content-type, if-match"),
+        HeaderValue::from_static("authorization, content-type, if-match, idempotency-key"),
     );
     headers.insert("access-control-max-age", HeaderValue::from_static("600"));
     response
 }
 
 /// Handles one request. Never fails: every outcome is a response.
-pub async fn handle<S: UserStore>(api: &Api<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
+    request: Request,
+) -> Response<Body> {
     handle_by(api, request, None).await
 }
 
 /// Handles one request whose answer is due by `deadline` (the invocation's): work still running
 /// `budget::ANSWER_RESERVE` before it is stopped and answered 503 with `Retry-After`.
-pub async fn handle_by<S: UserStore>(
-    api: &Api<S>,
+pub async fn handle_by<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: Request,
     deadline: Option<domain::Deadline>,
 ) -> Response<Body> {
@@ -342,7 +414,7 @@ pub async fn handle_by<S: UserStore>(
     let result = budget::within(
         deadline,
         (api.clock)(),
-        dispatch(api, &request, route.as_ref()).instrument(span.clone()),
+        dispatch(api, &request, route.as_ref(), deadline).instrument(span.clone()),
     )
     .await;
     let _inside = span.enter();
@@ -400,10 +472,11 @@ fn route_name(route: Option<&Route>) -> &'static str {
     }
 }
 
-async fn dispatch<S: UserStore>(
-    api: &Api<S>,
+async fn dispatch<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     route: Option<&Route>,
+    deadline: Option<domain::Deadline>,
 ) -> Result<Response<Body>, ApiError> {
     let route = route.ok_or(ApiError::NotFound("no such resource"))?;
     let method = request.method().as_str();
@@ -424,7 +497,7 @@ async fn dispatch<S: UserStore>(
     let caller = caller(request).ok_or(ApiError::Unauthorized)?;
     match (route, method) {
         (Route::Collection, "GET") => list(api, request, &caller).await,
-        (Route::Collection, _) => create(api, request, &caller).await,
+        (Route::Collection, _) => create_idempotent(api, request, &caller, deadline).await,
         (Route::Item(id), "GET") => get(api, &caller, parse_id(id)?).await,
         (Route::Item(id), "PUT") => change(api, request, &caller, parse_id(id)?, false).await,
         (Route::Item(id), "PATCH") => change(api, request, &caller, parse_id(id)?, true).await,
@@ -451,8 +524,8 @@ fn forbid(caller: &Caller, action: UserAction) -> Result<(), ApiError> {
     Ok(authorize(caller, action)?)
 }
 
-async fn list<S: UserStore>(
-    api: &Api<S>,
+async fn list<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
@@ -462,14 +535,17 @@ async fn list<S: UserStore>(
     let mut limit = DEFAULT_PAGE_SIZE;
     let mut after = None;
     if let Some(params) = params {
-        for (name, _) in params.iter() {
-            if name != "limit" && name != "next_token" {
-                errors.add(
-                    name,
-                    "is not a known query parameter (use limit, next_token)",
-                );
-            }
-        }
+        let mut unknown: Vec<&str> = params
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| *name != "limit" && *name != "next_token")
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        errors.add_unknown(
+            unknown,
+            "is not a known query parameter (use limit, next_token)",
+        );
         if let Some(raw) = params.first("limit") {
             match raw.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => limit = n,
@@ -502,8 +578,123 @@ async fn list<S: UserStore>(
     ))
 }
 
-async fn create<S: UserStore>(
-    api: &Api<S>,
+/// `POST /users` with an optional `Idempotency-Key`: the same key (per caller) with the same payload
+/// gets the first successful answer again while its record lives; with another payload, 422; while
+/// the first request still runs, 409 with `Retry-After`. A request that did not succeed releases
+/// its key, so a retry runs again.
+async fn create_idempotent<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
+    request: &Request,
+    caller: &Caller,
+    deadline: Option<domain::Deadline>,
+) -> Result<Response<Body>, ApiError> {
+    let Some(key) = idempotency_key(request)? else {
+        return create(api, request, caller).await;
+    };
+    let record = idempotency::record_key(&caller.subject, &key);
+    let payload = idempotency::payload_hash(
+        request.method().as_str(),
+        request.uri().path(),
+        request.body().as_ref(),
+    );
+    let now = (api.clock)().unix_timestamp();
+    let in_progress_until = deadline
+        .map(|d| (d.epoch_ms() as i64 + 999) / 1000)
+        .unwrap_or(now + IN_PROGRESS_WITHOUT_DEADLINE_SECONDS);
+    match api
+        .idempotency
+        .claim(&record, &payload, now, in_progress_until)
+        .await?
+    {
+        Claim::Completed(stored) => Ok(replay(&stored)),
+        Claim::InProgress => Err(ApiError::IdempotencyInProgress),
+        Claim::PayloadMismatch => Err(ApiError::IdempotencyKeyReused),
+        Claim::Claimed => {
+            let result = create(api, request, caller).await;
+            let outcome = match &result {
+                Ok(response) if response.status().is_success() => {
+                    api.idempotency
+                        .complete(
+                            &record,
+                            &payload,
+                            &stored(response),
+                            now + api.idempotency_ttl_seconds,
+                        )
+                        .await
+                }
+                _ => api.idempotency.release(&record).await,
+            };
+            if let Err(e) = outcome {
+                // The create's own answer stands; the key frees itself when its record expires.
+                tracing::warn!(error = %e, "the idempotency record could not be updated");
+            }
+            result
+        }
+    }
+}
+
+/// `Idempotency-Key`, `None` when absent; 400 when it is not 1 to 255 bytes of visible ASCII.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(raw) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .ok()
+        .filter(|k| idempotency::valid_key(k))
+        .map(|k| Some(k.to_string()))
+        .ok_or_else(|| {
+            ValidationErrors::single(
+                "Idempotency-Key",
+                format!(
+                    "must be 1 to {} characters of visible ASCII",
+                    idempotency::MAX_KEY_BYTES
+                ),
+            )
+            .into()
+        })
+}
+
+/// The headers of a create's answer that a replay repeats.
+const REPLAYED_HEADERS: [&str; 3] = ["location", "etag", "content-type"];
+
+fn stored(response: &Response<Body>) -> StoredResponse {
+    let body = match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    StoredResponse {
+        status: response.status().as_u16(),
+        headers: REPLAYED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect(),
+        body,
+    }
+}
+
+fn replay(stored: &StoredResponse) -> Response<Body> {
+    let mut response = Response::new(Body::Text(stored.body.clone()));
+    *response.status_mut() =
+        http::StatusCode::from_u16(stored.status).unwrap_or(http::StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, value) in &stored.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+async fn create<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
@@ -532,8 +723,8 @@ async fn create<S: UserStore>(
     Ok(response)
 }
 
-async fn get<S: UserStore>(
-    api: &Api<S>,
+async fn get<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     caller: &Caller,
     id: Uuid,
 ) -> Result<Response<Body>, ApiError> {
@@ -546,8 +737,8 @@ async fn get<S: UserStore>(
     Ok(user_response(200, &user))
 }
 
-async fn change<S: UserStore>(
-    api: &Api<S>,
+async fn change<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     caller: &Caller,
     id: Uuid,
@@ -573,8 +764,8 @@ async fn change<S: UserStore>(
     Ok(user_response(200, &updated))
 }
 
-async fn delete<S: UserStore>(
-    api: &Api<S>,
+async fn delete<S: UserStore, I: IdempotencyStore>(
+    api: &Api<S, I>,
     request: &Request,
     caller: &Caller,
     id: Uuid,

@@ -1,5 +1,6 @@
 //! user-api entry point: configuration and clients once per cold start, then the runtime loop.
 
+use adapters::dynamo_idempotency::DynamoIdempotencyStore;
 use adapters::dynamo_users::DynamoUserStore;
 use adapters::secrets::read_configured_secret;
 use adapters::telemetry::{report_cold_start, Telemetry};
@@ -27,8 +28,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         )?,
         PageTokenKey::Local(key) => key.clone(),
     };
-    let store = DynamoUserStore::new(adapters::aws::dynamodb_client(&sdk), &config.users_table);
-    let api = Api::new(store, config.allowed_origins, &page_token_secret);
+    let dynamodb = adapters::aws::dynamodb_client(&sdk);
+    let store = DynamoUserStore::new(dynamodb.clone(), &config.users_table);
+    // Idempotency records live in the users table under their own key prefix.
+    let keys = DynamoIdempotencyStore::new(dynamodb, &config.users_table);
+    let api = Api::new(store, config.allowed_origins, &page_token_secret)
+        .with_idempotency(keys, config.idempotency_ttl_seconds);
     let (api, telemetry) = (&api, &telemetry);
     lambda_http::run(service_fn(move |request: Request| async move {
         let context = request.lambda_context();

@@ -17,6 +17,10 @@ pub enum ApiError {
     Conflict(String),
     PreconditionFailed,
     UnsupportedMediaType,
+    /// A request with this `Idempotency-Key` is still running.
+    IdempotencyInProgress,
+    /// This `Idempotency-Key` was used with another payload.
+    IdempotencyKeyReused,
     /// A dependency is throttling or unreachable: retry after the given seconds.
     Unavailable {
         retry_after: u32,
@@ -38,6 +42,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -54,6 +60,14 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::PreconditionFailed => ("precondition-failed", "The user has changed"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::IdempotencyInProgress => (
+                "idempotency-in-progress",
+                "A request with this Idempotency-Key is in progress",
+            ),
+            ApiError::IdempotencyKeyReused => (
+                "idempotency-key-reused",
+                "This Idempotency-Key was used with another request",
+            ),
             ApiError::Unavailable { .. } => ("unavailable", "Temporarily unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
@@ -77,6 +91,14 @@ impl ApiError {
                 "If-Match does not match the user's current ETag; fetch it again".into()
             }
             ApiError::UnsupportedMediaType => "send the body as application/json".into(),
+            ApiError::IdempotencyInProgress => {
+                "the first request with this key has not finished; retry after Retry-After seconds"
+                    .into()
+            }
+            ApiError::IdempotencyKeyReused => {
+                "a key answers one request only; send a new Idempotency-Key for a different body"
+                    .into()
+            }
             ApiError::Unavailable { .. } => {
                 "a dependency is busy or unreachable; retry shortly".into()
             }

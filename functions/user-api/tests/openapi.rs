@@ -25,11 +25,13 @@ fn documented() -> Ops {
             if method == "parameters" {
                 continue;
             }
+            // Statuses only API Gateway answers (its throttling) never come from the router.
             let statuses = op["responses"]
                 .as_mapping()
                 .unwrap()
-                .keys()
-                .map(|k| k.as_str().unwrap().parse::<u16>().unwrap())
+                .iter()
+                .filter(|(_, r)| r["$ref"].as_str() != Some("#/components/responses/Throttled"))
+                .map(|(k, _)| k.as_str().unwrap().parse::<u16>().unwrap())
                 .collect();
             ops.insert(
                 (path.as_str().unwrap().to_string(), method.to_uppercase()),
@@ -42,8 +44,20 @@ fn documented() -> Ops {
 
 const OTHER: &str = "11111111-2222-4333-8444-555555555555";
 
-async fn seeded() -> Api<InMemoryUserStore> {
-    let api = api();
+/// The `Idempotency-Key` the seeded store has already answered (for the seeded third user).
+const USED_KEY: &str = "used-key";
+
+async fn seeded() -> Api<InMemoryUserStore, domain::testing::InMemoryIdempotencyStore> {
+    let api = api().with_idempotency(domain::testing::InMemoryIdempotencyStore::default(), 3600);
+    let mut keyed = custom(
+        "POST",
+        "/users",
+        Some(r#"{"name":"Third","email":"third@example.com"}"#),
+        Some(ADMIN),
+        true,
+    );
+    keyed["headers"]["idempotency-key"] = USED_KEY.into();
+    assert_eq!(call(&api, &keyed).await.status, 201);
     let own =
         serde_json::json!({"user_id": MEMBER, "name": "Member", "email": "member@example.com"});
     let other =
@@ -136,6 +150,12 @@ fn candidates(method: &str, template_path: &str) -> Vec<(Value, Option<PortError
             custom(method, &own, Some(&someone_else), Some(MEMBER), false),
             None,
         ));
+        if method == "POST" {
+            // The seeded key again, with another body.
+            let mut reused = custom(method, &own, good_body.as_deref(), Some(ADMIN), true);
+            reused["headers"]["idempotency-key"] = USED_KEY.into();
+            list.push((reused, None));
+        }
     }
     if writes {
         list.push((
@@ -208,5 +228,63 @@ async fn openapi_and_router_agree_on_operations_and_statuses() {
             &seen, statuses,
             "{op:?}: statuses real requests get vs openapi.yaml"
         );
+    }
+}
+
+/// API Gateway's own answers are documented with its body, and that body is the one the local
+/// gateway (`tools/local_gateway.py`, used by the contract run) gives.
+#[test]
+fn gateway_answers_are_documented_as_the_local_gateway_gives_them() {
+    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
+    let spec: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(format!("{root}/functions/user-api/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let gateway = std::fs::read_to_string(format!("{root}/tools/local_gateway.py")).unwrap();
+    let documented: BTreeSet<String> = spec["components"]["schemas"]["GatewayMessage"]
+        ["properties"]["message"]["enum"]
+        .as_sequence()
+        .expect("GatewayMessage lists API Gateway's messages")
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    for (status, message) in [
+        (401, "Unauthorized"),
+        (413, "Request Entity Too Large"),
+        (429, "Too Many Requests"),
+        (500, "Internal Server Error"),
+        (503, "Service Unavailable"),
+    ] {
+        assert!(documented.contains(message), "{message} is not documented");
+        assert!(
+            gateway.contains(&format!("({status}, {{\"message\": \"{message}\"}})")),
+            "the local gateway does not answer {status} {message}"
+        );
+    }
+    let responses = &spec["components"]["responses"];
+    for name in [
+        "Unauthorized",
+        "TooLarge",
+        "Internal",
+        "Unavailable",
+        "Throttled",
+    ] {
+        assert_eq!(
+            responses[name]["content"]["application/json"]["schema"]["$ref"].as_str(),
+            Some("#/components/schemas/GatewayMessage"),
+            "{name} documents API Gateway's own body"
+        );
+    }
+    // Every operation behind the authorizer can be throttled.
+    for (_, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            if method.as_str() == Some("parameters") || method.as_str() == Some("options") {
+                continue;
+            }
+            assert!(
+                op["responses"]["429"].is_mapping(),
+                "{method:?} documents 429"
+            );
+        }
     }
 }

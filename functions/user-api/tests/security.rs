@@ -45,7 +45,7 @@ async fn api_with_member() -> user_api::Api<domain::testing::InMemoryUserStore> 
 }
 
 fn with_if_match(mut event: Value) -> Value {
-    event["headers"]["if-match"] = "\"1\"".into();
+    event["headers"]["if-match"] = "*".into();
     event
 }
 
@@ -431,4 +431,48 @@ async fn a_group_named_like_admin_is_not_admin() {
         .as_str()
         .unwrap()
         .contains("administrators"));
+}
+
+#[tokio::test]
+async fn error_bodies_echo_client_names_cut_and_counted() {
+    let api = api_with_member().await;
+    // Unknown query parameters: 300 names of 100 characters each.
+    let query: Vec<String> = (0..300)
+        .map(|i| format!("{}{i:03}=1", "q".repeat(100)))
+        .collect();
+    let mut e = custom("GET", "/users", None, Some(ADMIN), true);
+    e["rawQueryString"] = query.join("&").into();
+    let reply = call(&api, &e).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let text = reply.body.to_string();
+    assert!(text.len() < 2048, "{} bytes echoed", text.len());
+    let errors = reply.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), domain::validation::MAX_ECHOED_NAMES + 1);
+    assert!(errors[0]["field"].as_str().unwrap().ends_with('…'));
+    assert!(
+        errors.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("295 more"),
+        "{text}"
+    );
+
+    // Unknown body fields: as many long names as fit in the 16 KiB body.
+    let mut body = serde_json::Map::new();
+    for i in 0..140 {
+        body.insert(format!("{}{i:03}", "f".repeat(100)), json!(1));
+    }
+    body.insert("name".into(), json!("N"));
+    let body = Value::Object(body).to_string();
+    assert!(body.len() <= domain::user::MAX_BODY_BYTES);
+    let item = format!("/users/{MEMBER}");
+    let reply = call(
+        &api,
+        &with_if_match(custom("PUT", &item, Some(&body), Some(ADMIN), true)),
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let text = reply.body.to_string();
+    assert!(text.len() < 2048, "{} bytes echoed", text.len());
+    assert!(text.contains("135 more"), "{text}");
 }

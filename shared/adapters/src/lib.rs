@@ -5,6 +5,7 @@ pub mod aws;
 pub mod call_spans;
 pub mod config;
 pub mod dynamo;
+pub mod dynamo_idempotency;
 pub mod dynamo_orders;
 pub mod dynamo_users;
 pub mod errors;

@@ -6,6 +6,7 @@
 
 pub mod deadline;
 pub mod error;
+pub mod idempotency;
 pub mod image;
 pub mod order;
 pub mod page_token;

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use uuid::Uuid;
 
-use std::time::Duration;
-
+use crate::idempotency::{Claim, StoredResponse};
 use crate::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use crate::settlement::{OrderExpiry, Settled, Settlement};
 use crate::user::User;
@@ -79,6 +79,52 @@ pub trait UserStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Deletes `user` (still at its version) and releases its email. `VersionMismatch` or `NotFound`.
     fn delete(&self, user: &User) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Records of idempotent requests (see `crate::idempotency`). Times are Unix seconds.
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request with `payload_hash`: an `IN_PROGRESS` record expiring at
+    /// `in_progress_until`, unless an unexpired record exists (then what it holds). A record whose
+    /// expiry is at or before `now` counts as absent.
+    fn claim(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now: i64,
+        in_progress_until: i64,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// Completes a claimed key with its response, kept until `expires_at`.
+    fn complete(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        response: &StoredResponse,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Releases a claimed key whose request did not succeed, so a retry runs again.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// No idempotency records: every request runs (`Idempotency-Key` is ignored).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoIdempotency;
+
+impl IdempotencyStore for NoIdempotency {
+    async fn claim(&self, _: &str, _: &str, _: i64, _: i64) -> Result<Claim, PortError> {
+        Ok(Claim::Claimed)
+    }
+    async fn complete(
+        &self,
+        _: &str,
+        _: &str,
+        _: &StoredResponse,
+        _: i64,
+    ) -> Result<(), PortError> {
+        Ok(())
+    }
+    async fn release(&self, _: &str) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 pub trait OrderStore: Send + Sync {

@@ -158,12 +158,14 @@ fn reject_unknown(object: &Map<String, Value>, allowed: &[&str], errors: &mut Va
         .filter(|k| !allowed.contains(&k.as_str()))
         .collect();
     keys.sort();
-    for key in keys {
-        if READ_ONLY.contains(&key.as_str()) {
-            errors.add(key, "is read-only");
-        } else {
-            errors.add(key, "is not a known field");
-        }
+    // Read-only fields are a known, bounded set; anything else is the client's own name, echoed
+    // only in part (see `ValidationErrors::add_unknown`).
+    let (read_only, unknown): (Vec<&String>, Vec<&String>) = keys
+        .into_iter()
+        .partition(|k| READ_ONLY.contains(&k.as_str()));
+    errors.add_unknown(unknown.iter().map(|k| k.as_str()), "is not a known field");
+    for key in read_only {
+        errors.add(key, "is read-only");
     }
 }
 

@@ -83,7 +83,10 @@ impl Reply {
     }
 }
 
-pub async fn call(api: &Api<InMemoryUserStore>, event: &Value) -> Reply {
+pub async fn call<I: domain::ports::IdempotencyStore>(
+    api: &Api<InMemoryUserStore, I>,
+    event: &Value,
+) -> Reply {
     let response = user_api::handle(api, request(event)).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
