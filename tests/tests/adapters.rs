@@ -127,6 +127,43 @@ async fn dynamodb_users_are_unique_by_email_and_versioned() {
     store.create(&user("lovelace@example.com")).await.unwrap();
 }
 
+/// A write meant for a profile never lands on another created at the same id after it was deleted,
+/// though both are at version 1.
+#[tokio::test]
+async fn dynamodb_writes_never_land_on_a_profile_created_again_at_the_same_id() {
+    let config = h::sdk_config().await;
+    let table = h::create_users_table(&config).await;
+    let store = DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
+    let first = user("grace@example.com");
+    store.create(&first).await.unwrap();
+    store.delete(&first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = domain::user::User {
+        created_at: domain::user::timestamp(time::OffsetDateTime::now_utc()),
+        name: "Grace".into(),
+        ..first.clone()
+    };
+    assert_eq!(
+        (again.user_id, again.version),
+        (first.user_id, first.version)
+    );
+    store.create(&again).await.unwrap();
+    let now = domain::user::timestamp(time::OffsetDateTime::now_utc());
+    let meant_for_first = first.with_changes(
+        &UserChanges {
+            name: Some("Hopper".into()),
+            email: None,
+        },
+        now,
+    );
+    assert_eq!(
+        store.update(&first, &meant_for_first).await,
+        Err(PortError::VersionMismatch)
+    );
+    assert_eq!(store.delete(&first).await, Err(PortError::VersionMismatch));
+    assert_eq!(store.get(again.user_id).await.unwrap(), Some(again));
+}
+
 #[tokio::test]
 async fn dynamodb_orders_reserve_atomically() {
     let config = h::sdk_config().await;

@@ -28,6 +28,12 @@ fn email_pk(email: &str) -> String {
     format!("EMAIL#{email}")
 }
 
+/// The condition of a write over a profile that was read: the same version of the same profile. A
+/// profile deleted and created again at the same id starts at version 1 again, so the version alone
+/// would let a write meant for the old profile land on the new one; its `created_at` (milliseconds)
+/// tells them apart.
+const SAME_PROFILE: &str = "version = :v AND created_at = :created";
+
 fn format_time(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
@@ -192,8 +198,9 @@ impl UserStore for DynamoUserStore {
             Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(user_item(updated)))
-                .condition_expression("version = :v")
+                .condition_expression(SAME_PROFILE)
                 .expression_attribute_values(":v", n(previous.version))
+                .expression_attribute_values(":created", s(format_time(previous.created_at)))
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().put(put_user).build()];
@@ -219,8 +226,9 @@ impl UserStore for DynamoUserStore {
             Delete::builder()
                 .table_name(&self.table)
                 .key("pk", s(user_pk(user.user_id)))
-                .condition_expression("version = :v")
+                .condition_expression(SAME_PROFILE)
                 .expression_attribute_values(":v", n(user.version))
+                .expression_attribute_values(":created", s(format_time(user.created_at)))
                 .build(),
         )?;
         let items = vec![

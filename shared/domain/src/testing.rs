@@ -131,7 +131,10 @@ impl UserStore for InMemoryUserStore {
         let mut s = lock(&self.state);
         match s.users.get(&previous.user_id) {
             None => return Err(PortError::NotFound),
-            Some(current) if current.version != previous.version => {
+            Some(current)
+                if current.version != previous.version
+                    || current.created_at != previous.created_at =>
+            {
                 return Err(PortError::VersionMismatch)
             }
             Some(_) => {}
@@ -152,7 +155,11 @@ impl UserStore for InMemoryUserStore {
         let mut s = lock(&self.state);
         match s.users.get(&user.user_id) {
             None => Err(PortError::NotFound),
-            Some(current) if current.version != user.version => Err(PortError::VersionMismatch),
+            Some(current)
+                if current.version != user.version || current.created_at != user.created_at =>
+            {
+                Err(PortError::VersionMismatch)
+            }
             Some(current) => {
                 let email = current.email.clone();
                 s.emails.remove(&email);
@@ -643,5 +650,44 @@ impl crate::ports::IdempotencyStore for InMemoryIdempotencyStore {
     async fn release(&self, key: &str) -> Result<(), PortError> {
         lock(&self.records).remove(key);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::UserStore;
+    use crate::user::{timestamp, NewUser};
+
+    /// As the DynamoDB store: a write meant for a deleted profile never lands on one created
+    /// again at the same id, though both are at version 1.
+    #[tokio::test]
+    async fn writes_never_land_on_a_profile_created_again_at_the_same_id() {
+        let store = InMemoryUserStore::default();
+        let at = |ms: i64| {
+            timestamp(time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms))
+        };
+        let first = NewUser {
+            user_id: None,
+            name: "Grace".into(),
+            email: "grace@example.com".into(),
+        }
+        .into_user(Uuid::new_v4(), at(1_000));
+        store.create(&first).await.unwrap();
+        store.delete(&first).await.unwrap();
+        let again = User {
+            created_at: at(2_000),
+            ..first.clone()
+        };
+        store.create(&again).await.unwrap();
+        let mut changed = first.clone();
+        changed.name = "Hopper".into();
+        changed.version += 1;
+        assert_eq!(
+            store.update(&first, &changed).await,
+            Err(PortError::VersionMismatch)
+        );
+        assert_eq!(store.delete(&first).await, Err(PortError::VersionMismatch));
+        assert_eq!(store.get(again.user_id).await.unwrap(), Some(again));
     }
 }
