@@ -17,6 +17,7 @@ pub mod config;
 
 use std::time::Duration;
 
+use adapters::budget::BatchBudget;
 use adapters::metric_catalog as catalog;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{
@@ -155,16 +156,7 @@ where
         event: SqsEvent,
         deadline: Option<Deadline>,
     ) -> SqsBatchResponse {
-        // The runtime's timer for cutting work in flight, from the wall clock once.
-        let cutoff = deadline
-            .map(|d| tokio::time::Instant::now() + d.budget((self.clock)(), REPORT_RESERVE));
-        let time_left = || match (deadline, cutoff) {
-            (Some(d), Some(cutoff)) => {
-                !d.budget((self.clock)(), REPORT_RESERVE).is_zero()
-                    && tokio::time::Instant::now() < cutoff
-            }
-            _ => true,
-        };
+        let budget = BatchBudget::start(deadline, self.clock, REPORT_RESERVE);
         // Each body is parsed once: the order id groups copies, and the parsed order is processed.
         let mut groups: Vec<(String, Vec<(&SqsMessage, Parsed)>)> = Vec::new();
         for (index, message) in event.records.iter().enumerate() {
@@ -178,12 +170,12 @@ where
                 None => groups.push((key, vec![(message, parsed)])),
             }
         }
-        let time_left = &time_left;
+        let budget = &budget;
         let results = join_all(groups.into_iter().map(|(_, members)| async move {
             let mut failed = Vec::new();
             for (message, parsed) in members {
                 let id = message.message_id.as_deref().unwrap_or("");
-                if !time_left() {
+                if !budget.time_left() {
                     tracing::warn!(
                         message_id = id,
                         "order message not started: the invocation's deadline is near"
@@ -192,22 +184,18 @@ where
                     failed.push(failure(message));
                     continue;
                 }
-                let work = self.process_record(message, parsed);
-                let outcome = match cutoff {
-                    Some(cutoff) => match tokio::time::timeout_at(cutoff, work).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => {
-                            tracing::warn!(
-                                message_id = id,
-                                "order message stopped at the invocation's deadline; it will be retried"
-                            );
-                            metrics::counter!(catalog::MESSAGES_RETRIED).increment(1);
-                            Outcome::Retry(PortError::Unavailable(
-                                "stopped at the invocation's deadline".into(),
-                            ))
-                        }
-                    },
-                    None => work.await,
+                let outcome = match budget.run(self.process_record(message, parsed)).await {
+                    Some(outcome) => outcome,
+                    None => {
+                        tracing::warn!(
+                            message_id = id,
+                            "order message stopped at the invocation's deadline; it will be retried"
+                        );
+                        metrics::counter!(catalog::MESSAGES_RETRIED).increment(1);
+                        Outcome::Retry(PortError::Unavailable(
+                            "stopped at the invocation's deadline".into(),
+                        ))
+                    }
                 };
                 if let Outcome::Retry(_) = outcome {
                     failed.push(failure(message));

@@ -15,6 +15,7 @@
 
 pub mod config;
 
+use adapters::budget::BatchBudget;
 use adapters::metric_catalog as catalog;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{Order, OrderEvent};
@@ -101,38 +102,26 @@ impl<S: OrderSettlement, N: Notifier> Settler<S, N> {
         event: SqsEvent,
         deadline: Option<Deadline>,
     ) -> SqsBatchResponse {
-        let cutoff = deadline
-            .map(|d| tokio::time::Instant::now() + d.budget((self.clock)(), REPORT_RESERVE));
-        let time_left = || match (deadline, cutoff) {
-            (Some(d), Some(cutoff)) => {
-                !d.budget((self.clock)(), REPORT_RESERVE).is_zero()
-                    && tokio::time::Instant::now() < cutoff
-            }
-            _ => true,
-        };
+        let budget = BatchBudget::start(deadline, self.clock, REPORT_RESERVE);
         let mut response = SqsBatchResponse::default();
         // One after another: a batch may hold a result and an expiry of the same order.
         for message in &event.records {
-            let retried = if !time_left() {
+            let retried = if !budget.time_left() {
                 tracing::warn!(
                     message_id = message.message_id.as_deref().unwrap_or(""),
                     "settlement message not started: the invocation's deadline is near"
                 );
                 true
             } else {
-                let work = self.process_record(message);
-                match cutoff {
-                    Some(cutoff) => match tokio::time::timeout_at(cutoff, work).await {
-                        Ok(outcome) => outcome.retried(),
-                        Err(_) => {
-                            tracing::warn!(
-                                message_id = message.message_id.as_deref().unwrap_or(""),
-                                "settlement message stopped at the invocation's deadline; it will be retried"
-                            );
-                            true
-                        }
-                    },
-                    None => work.await.retried(),
+                match budget.run(self.process_record(message)).await {
+                    Some(outcome) => outcome.retried(),
+                    None => {
+                        tracing::warn!(
+                            message_id = message.message_id.as_deref().unwrap_or(""),
+                            "settlement message stopped at the invocation's deadline; it will be retried"
+                        );
+                        true
+                    }
                 }
             };
             if retried {

@@ -2,6 +2,7 @@
 //! telemetry (JSON logs and CloudWatch Embedded Metric Format metrics) shared by the three functions.
 
 pub mod aws;
+pub mod budget;
 pub mod call_spans;
 pub mod config;
 pub mod dynamo;
