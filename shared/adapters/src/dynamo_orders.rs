@@ -110,6 +110,31 @@ pub struct DynamoOrderStore {
 }
 
 impl DynamoOrderStore {
+    /// Sets flags of an existing order to true (`assignments` such as `payment_sent = :t`); an
+    /// order that is not there is `NotFound`.
+    async fn set_true(&self, order_id: &str, assignments: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders_table)
+            .key("order_id", s(order_id))
+            .update_expression(format!("SET {assignments}"))
+            .condition_expression("attribute_exists(order_id)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(PortError::NotFound)
+            }
+            Err(e) => Err(classify("dynamodb", &e)),
+        }
+    }
+
     pub fn new(
         client: aws_sdk_dynamodb::Client,
         orders_table: impl Into<String>,
@@ -259,26 +284,7 @@ impl OrderStore for DynamoOrderStore {
         if sets.is_empty() {
             return Ok(());
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.orders_table)
-            .key("order_id", s(order_id))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression("attribute_exists(order_id)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(PortError::NotFound)
-            }
-            Err(e) => Err(classify("dynamodb", &e)),
-        }
+        self.set_true(order_id, &sets.join(", ")).await
     }
 }
 
@@ -378,25 +384,6 @@ impl OrderSettlement for DynamoOrderStore {
     }
 
     async fn mark_outcome_notified(&self, order_id: &str) -> Result<(), PortError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.orders_table)
-            .key("order_id", s(order_id))
-            .update_expression("SET outcome_notified = :t")
-            .condition_expression("attribute_exists(order_id)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Err(PortError::NotFound)
-            }
-            Err(e) => Err(classify("dynamodb", &e)),
-        }
+        self.set_true(order_id, "outcome_notified = :t").await
     }
 }
