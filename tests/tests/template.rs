@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use adapters::Env;
-use integration_tests::workspace_root;
+use integration_tests::{translated_template as translated, workspace_root};
 use serde_yaml::Value;
 
 fn template() -> Value {
@@ -824,30 +824,6 @@ fn the_dashboard_shows_every_alarm_and_only_metrics_the_code_emits() {
         !t["Outputs"]["DashboardUrl"].is_null(),
         "the stack links its dashboard"
     );
-}
-
-/// The template as CloudFormation runs it: the AWS::Serverless transform applied
-/// (`tools/local_stack.py translate`, samtranslator).
-fn translated(text: &str) -> serde_json::Value {
-    let path = std::env::temp_dir().join(format!(
-        "template-{}-{:x}.yaml",
-        std::process::id(),
-        text.len() ^ text.bytes().map(usize::from).sum::<usize>()
-    ));
-    std::fs::write(&path, text).unwrap();
-    let run = std::process::Command::new(workspace_root().join(".venv/bin/python"))
-        .arg(workspace_root().join("tools/local_stack.py"))
-        .args(["translate", "--template"])
-        .arg(&path)
-        .output()
-        .expect("run local_stack.py translate");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).unwrap()
 }
 
 fn of_type<'a>(t: &'a serde_json::Value, kind: &str) -> Vec<(&'a String, &'a serde_json::Value)> {

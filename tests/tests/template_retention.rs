@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use integration_tests::workspace_root;
+use integration_tests::{translated_template as translated, workspace_root};
 use serde_json::Value;
 
 /// Types whose data is the product's own (users, orders, stock, uploads, variants, sign-ins) or
@@ -89,29 +89,6 @@ const SNAPSHOT_TYPES: &[&str] = &[
     "AWS::Redshift::Cluster",
     "AWS::DocDB::DBCluster",
 ];
-
-/// The template as CloudFormation runs it (`tools/local_stack.py translate`, samtranslator).
-fn translated(text: &str) -> Value {
-    let path = std::env::temp_dir().join(format!(
-        "template-retention-{}-{:x}.yaml",
-        std::process::id(),
-        text.len() ^ text.bytes().map(usize::from).sum::<usize>()
-    ));
-    std::fs::write(&path, text).unwrap();
-    let run = std::process::Command::new(workspace_root().join(".venv/bin/python"))
-        .arg(workspace_root().join("tools/local_stack.py"))
-        .args(["translate", "--template"])
-        .arg(&path)
-        .output()
-        .expect("run local_stack.py translate");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).unwrap()
-}
 
 fn template_text() -> String {
     std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap()
