@@ -95,6 +95,8 @@ def run_engine(engine, f, seed, quick, n=None):
         binary = BINARIES["rust-before" if engine == "rust-before" else "rust"]
         cmd = [binary, f["path"], SEEDS[seed], n, out_dir]
         env["JPEG_OPTIMIZE"] = "speed" if engine == "rust-speed" else "size"
+        # JPEG only, as the baselines write (the modern formats: bench/formats.py).
+        env["FORMATS"] = "jpeg"
     elif engine == "sharp":
         cmd = ["node", ROOT / "bench" / "baselines" / "sharp.mjs", f["path"], SEEDS[seed], n, out_dir]
         env["UV_THREADPOOL_SIZE"] = "1"

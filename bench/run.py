@@ -164,7 +164,8 @@ def images(quick):
                 if engine.startswith("rust"):
                     cmd = [rust, path, config, iterations, out_dir]
                     mode = "speed" if engine == "rust-speed" else "size"
-                    r = run_json([str(c) for c in cmd], env=dict(env, JPEG_OPTIMIZE=mode), pin=True)
+                    # JPEG only, as the baselines write (the modern formats: bench/formats.py).
+                    r = run_json([str(c) for c in cmd], env=dict(env, JPEG_OPTIMIZE=mode, FORMATS="jpeg"), pin=True)
                 else:
                     cmd = [PY, ROOT / "bench" / "baselines" / "images.py", engine, path, config, iterations, out_dir]
                     r = run_json([str(c) for c in cmd], env=env, pin=True)

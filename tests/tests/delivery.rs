@@ -205,14 +205,16 @@ fn the_cache_key_holds_the_format_through_the_uri_and_ttls_honour_no_cache() {
 }
 
 #[test]
-fn the_edge_function_is_the_tested_file_and_rewrites_only_to_formats_the_stack_writes() {
+fn the_edge_function_is_the_tested_file_and_the_formats_are_the_functions_setting() {
     let t = template();
     let function = &resource(&t, "SelectFormatFunction")["Properties"];
     assert_eq!(function["FunctionConfig"]["Runtime"], "cloudfront-js-2.0");
     assert_eq!(function["AutoPublish"], true);
-    let (tag, sub) = tagged(&function["FunctionCode"]);
-    assert_eq!(tag, "Sub");
-    let code = sub[0].as_str().unwrap();
+    // The code as it is: which formats a variant has comes with its URL (the manifest's), so the
+    // function needs no setting from the stack.
+    let code = function["FunctionCode"]
+        .as_str()
+        .expect("FunctionCode is the file's text, with no substitution");
     let file = std::fs::read_to_string(
         workspace_root().join("functions/image-compressor/edge/select-format.js"),
     )
@@ -221,23 +223,27 @@ fn the_edge_function_is_the_tested_file_and_rewrites_only_to_formats_the_stack_w
         code == file,
         "template.yaml's SelectFormatFunction code differs from functions/image-compressor/edge/select-format.js: copy the file into the template"
     );
-    // FORMATS is webp exactly when the image-compressor writes WebP (WEBP_QUALITY set).
-    let (tag, formats) = tagged(&sub[1]["Formats"]);
-    assert_eq!(tag, "If");
-    assert_eq!(formats[0], "WritesWebp");
-    assert_eq!(
-        (&formats[1], &formats[2]),
-        (&Value::from("webp"), &Value::from(""))
-    );
-    let (tag, condition) = tagged(&t["Conditions"]["WritesWebp"]);
-    assert_eq!(tag, "Not");
-    let (tag, equals) = tagged(&condition[0]);
-    assert_eq!(tag, "Equals");
-    assert_eq!(reference(&equals[0]), "Ref WebpQuality");
-    assert_eq!(equals[1], "");
+    // The function's formats and qualities are the stack's parameters, whose defaults are the
+    // function's own (checked at cold start: an empty quality is the measured default).
     let function_env =
         &resource(&t, "ImageCompressorFunction")["Properties"]["Environment"]["Variables"];
-    assert_eq!(reference(&function_env["WEBP_QUALITY"]), "Ref WebpQuality");
+    for (variable, parameter) in [
+        ("FORMATS", "Formats"),
+        ("WEBP_QUALITY", "WebpQuality"),
+        ("AVIF_QUALITY", "AvifQuality"),
+    ] {
+        assert_eq!(
+            reference(&function_env[variable]),
+            format!("Ref {parameter}"),
+            "{variable}"
+        );
+    }
+    assert_eq!(
+        t["Parameters"]["Formats"]["Default"],
+        image_compressor::config::DEFAULT_FORMATS
+    );
+    assert_eq!(t["Parameters"]["WebpQuality"]["Default"], "");
+    assert_eq!(t["Parameters"]["AvifQuality"]["Default"], "");
 
     let associations = distribution(&t)["DefaultCacheBehavior"]["FunctionAssociations"]
         .as_sequence()

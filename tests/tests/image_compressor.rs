@@ -338,6 +338,114 @@ async fn a_reupload_during_processing_wins_and_long_cjk_keys_get_variants() {
     }
 }
 
+/// The keys in `bucket`, sorted.
+async fn keys_in(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn modern_formats_only_where_smaller_and_jpeg_only_when_asked() {
+    let config = h::sdk_config().await;
+    let s3 = adapters::aws::s3_client(&config);
+    let source = h::create_bucket(&config, "formats-uploads").await;
+    let body = test_image("good/garden-2560x1600.jpg");
+    let key = "photos/garden.jpg";
+    s3.put_object()
+        .bucket(&source)
+        .key(key)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let event = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": source}, "object": {"key": "photos/garden.jpg"}}}]});
+
+    // The modern formats on, WebP at a quality that makes it larger than the JPEG, AVIF at its
+    // default: each is written exactly where the pipeline's file is smaller than the JPEG.
+    let destination = h::create_bucket(&config, "formats-variants").await;
+    let mut settings = h::fixtures::compressor_settings(&destination);
+    settings.pipeline =
+        image_compressor::pipeline::PipelineConfig::from_env(&adapters::Env::from_pairs(&[
+            ("FORMATS", "avif,webp,jpeg"),
+            ("WEBP_QUALITY", "100"),
+        ]))
+        .unwrap();
+    settings.pipeline.optimize = image_compressor::pipeline::Optimize::Speed;
+    let expected = image_compressor::pipeline::process_image(&body, &settings.pipeline).unwrap();
+    let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);
+    compressor.handle(event.clone()).await.unwrap();
+    let mut written = Vec::new();
+    for v in &expected.variants {
+        written.push(domain::image::variant_key(&v.name, key, "jpg"));
+        for (extension, file) in [("avif", &v.avif), ("webp", &v.webp)] {
+            if v.smaller(file).is_some() {
+                written.push(domain::image::variant_key(&v.name, key, extension));
+            }
+        }
+    }
+    written.sort();
+    assert!(written.iter().any(|k| k.ends_with(".avif")), "{written:?}");
+    assert!(!written.iter().any(|k| k.ends_with(".webp")), "{written:?}");
+    let manifest_key = image_compressor::manifest::manifest_key(key);
+    let mut stored = keys_in(&s3, &destination).await;
+    stored.retain(|k| *k != manifest_key);
+    assert_eq!(stored, written);
+    // The manifest lists exactly those objects, each with its stored size.
+    let manifest = manifest_at(&s3, &destination, key).await;
+    let mut listed = Vec::new();
+    for group in manifest["formats"].as_array().unwrap() {
+        for img in group["images"].as_array().unwrap() {
+            let path = img["src"].as_str().unwrap().split('?').next().unwrap();
+            let object = percent_decode(path.trim_start_matches('/'));
+            let head = s3
+                .head_object()
+                .bucket(&destination)
+                .key(&object)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.content_length(), img["bytes"].as_i64(), "{object}");
+            assert_eq!(head.content_type(), group["type"].as_str(), "{object}");
+            listed.push(object);
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, written);
+    // Settled: the same event again writes nothing.
+    assert_eq!(
+        compressor.handle(event.clone()).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+
+    // FORMATS=jpeg: JPEGs and the manifest only.
+    let destination = h::create_bucket(&config, "jpeg-variants").await;
+    let mut settings = h::fixtures::compressor_settings(&destination);
+    settings.pipeline = image_compressor::pipeline::PipelineConfig::from_env(
+        &adapters::Env::from_pairs(&[("FORMATS", "jpeg")]),
+    )
+    .unwrap();
+    let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);
+    assert_eq!(
+        compressor.handle(event).await.unwrap(),
+        [RecordOutcome::Written(4)]
+    );
+    let stored = keys_in(&s3, &destination).await;
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert!(stored
+        .iter()
+        .all(|k| k.ends_with(".jpg") || *k == manifest_key));
+    let manifest = manifest_at(&s3, &destination, key).await;
+    assert_eq!(manifest["formats"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["formats"][0]["type"], "image/jpeg");
+}
+
 /// The manifest of `source_key`, parsed.
 async fn manifest_at(s3: &aws_sdk_s3::Client, bucket: &str, source_key: &str) -> serde_json::Value {
     let object = s3

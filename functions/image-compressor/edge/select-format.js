@@ -1,14 +1,16 @@
 // CloudFront Function (cloudfront-js-2.0, viewer request): serves each variant in the most compact
-// format the browser accepts. A request for a variant's JPEG (`/<variant>/<key>.jpg`) is rewritten
-// to the same key in AVIF, else WebP, when the `Accept` header names that type and the stack writes
-// that format for every variant (FORMATS, filled in by template.yaml). The format chosen is then
-// part of the URI, so the cache key holds one normalised value per format instead of every distinct
-// `Accept` header. Other requests (manifests, explicit .webp or .avif URLs) pass unchanged.
-// template.yaml inlines this file with !Sub, which fills in FORMATS: it holds no other placeholder.
+// format the browser accepts among those that exist for it. The image-compressor writes a variant's
+// WebP and AVIF only when each is smaller than its JPEG, so which exist differs from one variant to
+// the next; the manifest says so in the URL it hands out for the JPEG:
+// `/<variant>/<key>.jpg?formats=avif.webp` (the formats written beside it, most compact first).
+// Such a request is rewritten to the same key in AVIF, else WebP, when the `Accept` header names that
+// type and the URL says it exists; the query string is then dropped. The format chosen is part of the
+// URI, so the cache key (the URI alone) holds one normalised value per format instead of every
+// distinct `Accept` header, and a JPEG URL without `formats` is never rewritten: no request is ever
+// sent to an object that was not written. Other requests (manifests, explicit .webp or .avif URLs)
+// pass unchanged. template.yaml holds a copy of this file (tests/tests/delivery.rs checks it).
 
-var FORMATS = '${Formats}';
-
-// Most compact first: the first one the browser accepts and the stack writes wins.
+// Most compact first: the first one the browser accepts and the variant has wins.
 var PREFERENCE = [
   { extension: 'avif', type: 'image/avif' },
   { extension: 'webp', type: 'image/webp' }
@@ -36,26 +38,26 @@ function acceptedTypes(accept) {
   return types;
 }
 
-// The formats the stack writes for every variant, from a list like `avif,webp`.
-function enabledFormats(formats) {
-  var enabled = {};
-  var names = String(formats || '').toLowerCase().split(',');
+// The formats a variant has beside its JPEG, from the URL's `formats` (like `avif.webp`).
+function availableFormats(formats) {
+  var available = {};
+  var names = String(formats || '').toLowerCase().split('.');
   for (var i = 0; i < names.length; i++) {
     var name = names[i].trim();
     if (name) {
-      enabled[name] = true;
+      available[name] = true;
     }
   }
-  return enabled;
+  return available;
 }
 
 // The extension to serve for a JPEG variant's request: `avif`, `webp` or `jpg`.
 function selectFormat(accept, formats) {
   var accepted = acceptedTypes(accept);
-  var enabled = enabledFormats(formats);
+  var available = availableFormats(formats);
   for (var i = 0; i < PREFERENCE.length; i++) {
     var candidate = PREFERENCE[i];
-    if (enabled[candidate.extension] && accepted[candidate.type]) {
+    if (available[candidate.extension] && accepted[candidate.type]) {
       return candidate.extension;
     }
   }
@@ -75,20 +77,31 @@ function isVariantJpeg(uri) {
   return prefix !== 'manifest' && prefix !== 'manifest.sha256';
 }
 
-// The request to send on: its URI rewritten to the chosen format.
-function rewrite(request, formats) {
+// The `formats` parameter of the query string, when given once.
+function formatsParameter(querystring) {
+  var parameter = querystring && querystring.formats;
+  if (!parameter || parameter.multiValue || typeof parameter.value !== 'string') {
+    return '';
+  }
+  return parameter.value;
+}
+
+// The request to send on: a variant's JPEG rewritten to the chosen format, without a query string
+// (the origin and the cache key need none).
+function rewrite(request) {
   var uri = request.uri;
   if (!isVariantJpeg(uri)) {
     return request;
   }
   var accept = request.headers && request.headers.accept ? request.headers.accept.value : '';
-  var extension = selectFormat(accept, formats);
+  var extension = selectFormat(accept, formatsParameter(request.querystring));
   if (extension !== 'jpg') {
     request.uri = uri.slice(0, -3) + extension;
   }
+  request.querystring = {};
   return request;
 }
 
 function handler(event) {
-  return rewrite(event.request, FORMATS);
+  return rewrite(event.request);
 }

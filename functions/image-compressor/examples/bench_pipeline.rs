@@ -54,6 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for v in &processed.variants {
             std::fs::create_dir_all(out)?;
             std::fs::write(format!("{out}/{}.jpg", v.name), &v.jpeg)?;
+            // The modern formats as the function writes them: only where smaller than the JPEG.
+            if let Some(webp) = v.smaller(&v.webp) {
+                std::fs::write(format!("{out}/{}.webp", v.name), webp)?;
+            }
+            if let Some(avif) = v.smaller(&v.avif) {
+                std::fs::write(format!("{out}/{}.avif", v.name), avif)?;
+            }
         }
     }
     let megapixels = f64::from(processed.width) * f64::from(processed.height) / 1e6;
@@ -68,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "min_seconds": times[0],
             "mp_per_s": megapixels / seconds,
             "output_bytes": processed.variants.iter().map(|v| v.jpeg.len()).sum::<usize>(),
-            "variants": processed.variants.iter().map(|v| json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()})).collect::<Vec<_>>(),
+            // `webp_bytes` and `avif_bytes`: the files written (smaller than the JPEG), else null.
+            "variants": processed.variants.iter().map(|v| json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len(),
+                "webp_bytes": v.smaller(&v.webp).map(<[u8]>::len), "avif_bytes": v.smaller(&v.avif).map(<[u8]>::len),
+                "webp_encoded": v.webp.as_ref().map(Vec::len), "avif_encoded": v.avif.as_ref().map(Vec::len)})).collect::<Vec<_>>(),
             "peak_rss_kb": peak_rss_kb(),
             "rss_before_kb": rss_before,
         })

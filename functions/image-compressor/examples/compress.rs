@@ -5,7 +5,7 @@
 //! Reads the function's settings (`VARIANTS`, `JPEG_QUALITY`, `JPEG_OPTIMIZE`, `WEBP_QUALITY`,
 //! `MAX_PIXELS`, `MAX_DECODE_BYTES`, `MAX_OBJECT_BYTES`, `BACKGROUND_COLOR`, and
 //! `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` for the memory budget). Writes
-//! `<out-dir>/<variant>/<name>.jpg` (and `.webp` with `WEBP_QUALITY`); nothing for a file that
+//! `<out-dir>/<variant>/<name>.jpg` (and `.avif`, `.webp` where smaller, per `FORMATS`); nothing for a file that
 //! fails. Exits 0 when every file was processed (bad files included, reported with `ok: false`).
 
 use std::path::{Path, PathBuf};
@@ -66,9 +66,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     std::fs::create_dir_all(&dir)?;
                     std::fs::write(dir.join(format!("{stem}.jpg")), &v.jpeg)?;
                     let mut entry = json!({"name": v.name, "width": v.width, "height": v.height, "bytes": v.jpeg.len()});
-                    if let Some(webp) = &v.webp {
+                    // As the function writes them: only where smaller than the JPEG.
+                    if let Some(webp) = v.smaller(&v.webp) {
                         std::fs::write(dir.join(format!("{stem}.webp")), webp)?;
                         entry["webp_bytes"] = webp.len().into();
+                    }
+                    if let Some(avif) = v.smaller(&v.avif) {
+                        std::fs::write(dir.join(format!("{stem}.avif")), avif)?;
+                        entry["avif_bytes"] = avif.len().into();
                     }
                     variants.push(entry);
                 }

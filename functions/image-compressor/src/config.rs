@@ -6,7 +6,7 @@ use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 use crate::manifest::MANIFEST_PREFIX;
 use crate::memory_budget::{image_budget, DEFAULT_FUNCTION_MEMORY_MB};
 use crate::pipeline::{Optimize, PipelineConfig};
-use crate::Settings;
+use crate::{avif, webp, Settings};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,6 +59,52 @@ fn cache_control(raw: Option<String>) -> Result<String, ConfigError> {
     Ok(value.to_string())
 }
 
+/// The formats written by default (`FORMATS`): the JPEG every client reads, and the modern formats
+/// beside it wherever they are smaller.
+pub const DEFAULT_FORMATS: &str = "avif,webp,jpeg";
+
+/// `FORMATS`, checked: which of WebP and AVIF are written beside the JPEG, which is always written
+/// (the fallback every client reads) and must be listed.
+fn formats(raw: Option<String>) -> Result<(bool, bool), ConfigError> {
+    let raw = raw.unwrap_or_else(|| DEFAULT_FORMATS.into());
+    let (mut jpeg, mut webp, mut avif) = (false, false, false);
+    for name in raw.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        match name.as_str() {
+            "jpeg" | "jpg" => jpeg = true,
+            "webp" => webp = true,
+            "avif" => avif = true,
+            _ => {
+                return Err(ConfigError::new(
+                    "FORMATS",
+                    format!(
+                    "= {raw:?}: {name:?} is not one of jpeg, webp, avif (e.g. {DEFAULT_FORMATS:?})"
+                ),
+                ))
+            }
+        }
+    }
+    if !jpeg {
+        return Err(ConfigError::new(
+            "FORMATS",
+            format!("= {raw:?} must list jpeg: the JPEG is the fallback every client reads (e.g. {DEFAULT_FORMATS:?}, or \"jpeg\" alone)"),
+        ));
+    }
+    Ok((webp, avif))
+}
+
+/// A format's quality setting: its default when the format is written and the setting unset, an
+/// error when it is set for a format `FORMATS` leaves out (it would silently do nothing).
+fn quality(env: &Env, name: &str, written: bool, default: u8) -> Result<Option<u8>, ConfigError> {
+    match (written, env.get(name)) {
+        (false, None) => Ok(None),
+        (false, Some(raw)) => Err(ConfigError::new(
+            name,
+            format!("= {raw:?} is set but FORMATS does not list that format"),
+        )),
+        (true, _) => Ok(Some(env.number_in(name, u64::from(default), 1..=100)? as u8)),
+    }
+}
+
 fn parse_color(name: &str, raw: &str) -> Result<[u8; 3], ConfigError> {
     let hex = raw.trim().trim_start_matches('#');
     let bad = || ConfigError::new(name, format!("= {raw:?} must be a colour like #ffffff"));
@@ -77,6 +123,7 @@ impl PipelineConfig {
                 .unwrap_or_else(|| DEFAULT_VARIANTS.into()),
         )
         .map_err(|e| ConfigError::new("VARIANTS", e))?;
+        let (webp, avif) = formats(env.get("FORMATS"))?;
         if variants.iter().any(|v| v.name == MANIFEST_PREFIX) {
             return Err(ConfigError::new(
                 "VARIANTS",
@@ -96,10 +143,8 @@ impl PipelineConfig {
                     ))
                 }
             },
-            webp_quality: match env.get("WEBP_QUALITY") {
-                None => None,
-                Some(_) => Some(env.number_in("WEBP_QUALITY", 80, 1..=100)? as u8),
-            },
+            webp_quality: quality(env, "WEBP_QUALITY", webp, webp::DEFAULT_QUALITY)?,
+            avif_quality: quality(env, "AVIF_QUALITY", avif, avif::DEFAULT_QUALITY)?,
             max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
             max_pixels_per_byte: env.number_in(
                 "MAX_PIXELS_PER_BYTE",
@@ -172,7 +217,14 @@ mod tests {
         assert_eq!(c.settings.pipeline.variants.len(), 4);
         assert_eq!(c.settings.pipeline.jpeg_quality, 85);
         assert_eq!(c.settings.pipeline.optimize, Optimize::Size);
-        assert_eq!(c.settings.pipeline.webp_quality, None);
+        assert_eq!(
+            c.settings.pipeline.webp_quality,
+            Some(webp::DEFAULT_QUALITY)
+        );
+        assert_eq!(
+            c.settings.pipeline.avif_quality,
+            Some(avif::DEFAULT_QUALITY)
+        );
         assert_eq!(c.settings.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(c.settings.pipeline.background, [255, 255, 255]);
         assert_eq!(c.settings.cache_control, DEFAULT_CACHE_CONTROL);
@@ -194,6 +246,10 @@ mod tests {
             ("BACKGROUND_COLOR", "white"),
             ("JPEG_OPTIMIZE", "fast"),
             ("WEBP_QUALITY", "101"),
+            ("AVIF_QUALITY", "0"),
+            ("FORMATS", "avif,webp"),
+            ("FORMATS", "jpeg,png"),
+            ("FORMATS", "jpeg,,webp"),
             ("CACHE_CONTROL", "public, max-age=60\r\nX-Injected: 1"),
         ] {
             let e = Config::from_env(&Env::from_pairs(&[
@@ -217,6 +273,30 @@ mod tests {
         .unwrap();
         assert_eq!(c.settings.pipeline.optimize, Optimize::Speed);
         assert_eq!(c.settings.pipeline.webp_quality, Some(75));
+    }
+
+    #[test]
+    fn formats_list_the_jpeg_and_any_modern_format() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("DESTINATION_BUCKET", "out")];
+            all.extend_from_slice(pairs);
+            Config::from_env(&Env::from_pairs(&all)).map(|c| c.settings.pipeline)
+        };
+        let jpeg_only = with(&[("FORMATS", "jpeg")]).unwrap();
+        assert_eq!(
+            (jpeg_only.webp_quality, jpeg_only.avif_quality),
+            (None, None)
+        );
+        let webp = with(&[("FORMATS", " WebP , jpg "), ("WEBP_QUALITY", "75")]).unwrap();
+        assert_eq!((webp.webp_quality, webp.avif_quality), (Some(75), None));
+        let avif = with(&[("FORMATS", "jpeg,avif"), ("AVIF_QUALITY", "60")]).unwrap();
+        assert_eq!((avif.webp_quality, avif.avif_quality), (None, Some(60)));
+        // A quality for a format that is not written is a mistake, named.
+        let e = with(&[("FORMATS", "jpeg"), ("WEBP_QUALITY", "80")]).unwrap_err();
+        assert_eq!(e.name, "WEBP_QUALITY");
+        let e = with(&[("FORMATS", "webp,avif")]).unwrap_err();
+        assert_eq!(e.name, "FORMATS");
+        assert!(e.to_string().contains("jpeg"), "{e}");
     }
 
     #[test]

@@ -123,6 +123,23 @@ pub fn variant_metadata(
     metadata
 }
 
+/// A JPEG variant's record of its formats for this version of the source: `formats-written` (the
+/// formats stored beside it and itself, like `avif.jpg`) and `formats-tried` (every format
+/// encoded, like `avif.webp.jpg`: WebP was not smaller). Within the metadata limit: a long source
+/// key gives way to its digest, as in `variant_metadata`.
+pub fn add_formats(
+    metadata: &mut BTreeMap<String, String>,
+    source_key: &str,
+    written: &str,
+    tried: &str,
+) {
+    metadata.insert("formats-written".into(), written.into());
+    metadata.insert("formats-tried".into(), tried.into());
+    if metadata_bytes(metadata) > MAX_METADATA_BYTES && metadata.remove("source-key").is_some() {
+        metadata.insert("source-key-sha256".into(), source_key_sha256(source_key));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

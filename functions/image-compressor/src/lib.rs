@@ -17,6 +17,7 @@
 //! `source-etag`: its presence means every variant it lists exists, and the round's final check of
 //! the source covers it like a variant, so the manifest left last describes the current object.
 
+mod avif;
 pub mod config;
 pub mod event;
 mod jpeg;
@@ -109,6 +110,10 @@ const WEBP: OutputFormat = OutputFormat {
     extension: "webp",
     content_type: "image/webp",
 };
+const AVIF: OutputFormat = OutputFormat {
+    extension: "avif",
+    content_type: "image/avif",
+};
 
 impl<S: ObjectStore> Compressor<S> {
     pub fn new(store: S, settings: Settings) -> Self {
@@ -119,10 +124,13 @@ impl<S: ObjectStore> Compressor<S> {
         }
     }
 
-    /// JPEG always; WebP too when `WEBP_QUALITY` is set.
+    /// The formats `FORMATS` lists, in the order a variant's files are written: WebP and AVIF
+    /// first, the JPEG last (its metadata records what was written beside it).
     fn formats(&self) -> impl Iterator<Item = &'static OutputFormat> {
-        let webp = self.settings.pipeline.webp_quality.is_some();
-        [&JPEG].into_iter().chain(webp.then_some(&WEBP))
+        let pipeline = &self.settings.pipeline;
+        let avif = pipeline.avif_quality.is_some().then_some(&AVIF);
+        let webp = pipeline.webp_quality.is_some().then_some(&WEBP);
+        avif.into_iter().chain(webp).chain([&JPEG])
     }
 
     /// Handles one S3 notification event (any JSON: unknown shapes are ignored, not failed).
@@ -206,14 +214,10 @@ impl<S: ObjectStore> Compressor<S> {
                 Ok(outputs) => outputs,
                 Err(e) => return transient_or_skip(e),
             };
-            let missing: Vec<(String, &'static str)> = outputs
-                .iter()
-                .filter(|o| o.stored.is_none())
-                .map(|o| (o.variant.clone(), o.format.extension))
-                .collect();
+            let missing: Vec<String> = unsettled(&outputs);
             let mut completed = true;
             if !missing.is_empty() {
-                match self.write_variants(upload, &info, &missing).await {
+                match self.write_variants(upload, &info, &missing, &outputs).await {
                     Ok(n) => written += n,
                     Err(Interrupted::Replaced) => completed = false,
                     Err(Interrupted::Outcome(outcome)) => return outcome,
@@ -224,7 +228,7 @@ impl<S: ObjectStore> Compressor<S> {
                         Ok(outputs) => outputs,
                         Err(e) => return transient_or_skip(e),
                     };
-                    completed = outputs.iter().all(|o| o.stored.is_some());
+                    completed = unsettled(&outputs).is_empty();
                 }
             }
             let mut manifest_written = false;
@@ -310,7 +314,9 @@ impl<S: ObjectStore> Compressor<S> {
         .await;
         let mut found = Vec::with_capacity(outputs.len());
         for ((variant, format, key), head) in outputs.into_iter().zip(heads) {
-            let stored = head?
+            let head = head?;
+            let occupied = head.is_some();
+            let stored = head
                 .filter(|existing| {
                     existing.metadata.get("source-etag").map(String::as_str)
                         == Some(expected.as_str())
@@ -321,6 +327,7 @@ impl<S: ObjectStore> Compressor<S> {
                 format,
                 key,
                 stored,
+                occupied,
             });
         }
         Ok(found)
@@ -339,7 +346,7 @@ impl<S: ObjectStore> Compressor<S> {
         let key = manifest_key(&upload.key);
         let mut source = None;
         let mut variants = Vec::with_capacity(outputs.len());
-        for output in outputs {
+        for output in outputs.iter().filter(|o| listed(outputs, o)) {
             let Some(stored) = &output.stored else {
                 return Err(PortError::Unavailable(format!(
                     "{} changed while the manifest was prepared",
@@ -398,12 +405,15 @@ impl<S: ObjectStore> Compressor<S> {
     }
 
     /// Downloads the version `info` describes (`If-Match` its ETag), runs the pipeline and writes the
-    /// `missing` outputs labelled with that ETag. Returns how many objects were written.
+    /// `missing` variants labelled with that ETag: for each, its WebP and AVIF where smaller than its
+    /// JPEG (or where a key holds another version's file, which must not outlive it), then the JPEG
+    /// recording them. Returns how many objects were written.
     async fn write_variants(
         &self,
         upload: &Upload,
         info: &ObjectInfo,
-        missing: &[(String, &'static str)],
+        missing: &[String],
+        outputs: &[Output],
     ) -> Result<usize, Interrupted> {
         let s = &self.settings;
         let bytes = match self
@@ -438,15 +448,36 @@ impl<S: ObjectStore> Compressor<S> {
         let mut written = 0;
         let mut bytes_out = 0;
         for variant in processed.variants {
-            let outputs = [(&JPEG, Some(variant.jpeg)), (&WEBP, variant.webp)];
-            for (format, body) in outputs {
-                let Some(body) = body else { continue };
-                if !missing.contains(&(variant.name.clone(), format.extension)) {
-                    continue;
+            if !missing.contains(&variant.name) {
+                continue;
+            }
+            let mut written_formats = Vec::new();
+            let mut tried_formats = Vec::new();
+            let mut files = Vec::new();
+            for (format, file) in [(&AVIF, &variant.avif), (&WEBP, &variant.webp)] {
+                let Some(body) = file else { continue };
+                tried_formats.push(format.extension);
+                let output = outputs
+                    .iter()
+                    .find(|o| o.variant == variant.name && o.format.extension == format.extension);
+                let stored = output.is_some_and(|o| o.stored.is_some());
+                // Another version's file under this key would go on being served to every URL
+                // handed out for it: replaced by this version's, smaller or not.
+                let stale = output.is_some_and(|o| o.occupied && o.stored.is_none());
+                if stored || stale || variant.smaller(file).is_some() {
+                    written_formats.push(format.extension);
+                    if !stored {
+                        files.push((format, body.clone()));
+                    }
                 }
+            }
+            written_formats.push(JPEG.extension);
+            tried_formats.push(JPEG.extension);
+            files.push((&JPEG, variant.jpeg.clone()));
+            for (format, body) in files {
                 let key = variant_key(&variant.name, &upload.key, format.extension);
                 let compressed = body.len();
-                let metadata = variant_metadata(
+                let mut metadata = variant_metadata(
                     &upload.key,
                     &info.etag,
                     original_size,
@@ -455,6 +486,14 @@ impl<S: ObjectStore> Compressor<S> {
                     variant.height,
                     (processed.width, processed.height),
                 );
+                if format.extension == JPEG.extension {
+                    event::add_formats(
+                        &mut metadata,
+                        &upload.key,
+                        &written_formats.join("."),
+                        &tried_formats.join("."),
+                    );
+                }
                 let put = NewObject {
                     bucket: s.destination_bucket.clone(),
                     key: key.clone(),
@@ -507,6 +546,42 @@ struct Output {
     key: String,
     /// What it says about itself, when it is stored for the version at hand.
     stored: Option<Described>,
+    /// An object is there, of this version or another.
+    occupied: bool,
+}
+
+/// The JPEG output of `output`'s variant, as stored for the version at hand.
+fn stored_jpeg<'a>(outputs: &'a [Output], variant: &str) -> Option<&'a Described> {
+    outputs
+        .iter()
+        .find(|o| o.variant == variant && o.format.extension == JPEG.extension)
+        .and_then(|o| o.stored.as_ref())
+}
+
+/// Whether `output` belongs in the manifest: stored for the version at hand, and named by its
+/// variant's JPEG (written last) as written beside it.
+fn listed(outputs: &[Output], output: &Output) -> bool {
+    output.stored.is_some()
+        && stored_jpeg(outputs, &output.variant)
+            .is_some_and(|jpeg| jpeg.formats_written.contains(&output.format.extension))
+}
+
+/// The variants whose files are not all settled for the version at hand: the JPEG is missing (it is
+/// written last), or it records no attempt at a format `FORMATS` now lists, or a format it records
+/// as written beside it is missing.
+fn unsettled(outputs: &[Output]) -> Vec<String> {
+    let mut variants: Vec<String> = Vec::new();
+    for output in outputs {
+        let settled = stored_jpeg(outputs, &output.variant).is_some_and(|jpeg| {
+            let extension = output.format.extension;
+            jpeg.formats_tried.contains(&extension)
+                && (output.stored.is_some() || !jpeg.formats_written.contains(&extension))
+        });
+        if !settled && !variants.contains(&output.variant) {
+            variants.push(output.variant.clone());
+        }
+    }
+    variants
 }
 
 /// What a stored variant's metadata and size say, as the manifest lists it.
@@ -516,18 +591,32 @@ struct Described {
     source_width: u32,
     source_height: u32,
     bytes: u64,
+    /// A JPEG's `formats-written` and `formats-tried` (extensions; `jpg` alone for a JPEG written
+    /// before they were recorded).
+    formats_written: Vec<&'static str>,
+    formats_tried: Vec<&'static str>,
 }
 
 impl Described {
     /// `None` when a field is missing or unreadable: such a variant is written again.
     fn from_head(head: &ObjectInfo) -> Option<Described> {
         let number = |name: &str| head.metadata.get(name)?.parse::<u32>().ok();
+        let formats = |name: &str| -> Vec<&'static str> {
+            let recorded = head.metadata.get(name).map(String::as_str).unwrap_or("jpg");
+            [&AVIF, &WEBP, &JPEG]
+                .into_iter()
+                .map(|f| f.extension)
+                .filter(|extension| recorded.split('.').any(|e| e == *extension))
+                .collect()
+        };
         Some(Described {
             width: number("width")?,
             height: number("height")?,
             source_width: number("source-width")?,
             source_height: number("source-height")?,
             bytes: head.size,
+            formats_written: formats("formats-written"),
+            formats_tried: formats("formats-tried"),
         })
     }
 }

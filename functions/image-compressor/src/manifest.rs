@@ -1,6 +1,9 @@
 //! The manifest of an upload: every variant written for one version of a source object, grouped by
-//! format in the order a browser should prefer them, each group with a ready `srcset` string, so a
-//! front-end turns it into a `<picture>` without knowing the key scheme.
+//! format in the order a browser should prefer them, each group with a ready `srcset` string naming
+//! every width (in the next most compact format where a variant has no file of the group's), so a
+//! front-end turns it into a `<picture>` without knowing the key scheme. A JPEG's URL says which
+//! modern formats its variant also has (`?formats=avif.webp`), for the edge function that serves
+//! a plain `<img>` in the most compact of them a browser accepts.
 //!
 //! It is written to `manifest/<source key>.json` (or `manifest.sha256/<hex>.json` when that key would
 //! be too long, as for variants: `domain::image::variant_key`), after every variant it lists exists.
@@ -92,31 +95,83 @@ fn preference(content_type: &str) -> u8 {
     }
 }
 
+/// The extension of a modern format's files, as the edge function reads it in `formats`.
+fn extension(content_type: &str) -> Option<&'static str> {
+    match content_type {
+        "image/avif" => Some("avif"),
+        "image/webp" => Some("webp"),
+        _ => None,
+    }
+}
+
+/// An image as listed: a JPEG's URL says which modern formats its variant also has
+/// (`?formats=avif.webp`, most compact first), so the edge function (`edge/select-format.js`) may
+/// serve the JPEG's URL in one of them to a browser that accepts it, and never names a file that was
+/// not written.
+fn image(stored: &StoredVariant, variants: &[StoredVariant]) -> Image {
+    let mut src = url_path(&stored.key);
+    if stored.content_type == "image/jpeg" {
+        let mut beside: Vec<&StoredVariant> = variants
+            .iter()
+            .filter(|v| v.variant == stored.variant && extension(&v.content_type).is_some())
+            .collect();
+        beside.sort_by_key(|v| preference(&v.content_type));
+        let formats: Vec<&str> = beside
+            .iter()
+            .filter_map(|v| extension(&v.content_type))
+            .collect();
+        if !formats.is_empty() {
+            src.push_str("?formats=");
+            src.push_str(&formats.join("."));
+        }
+    }
+    Image {
+        variant: stored.variant.clone(),
+        src,
+        width: stored.width,
+        height: stored.height,
+        bytes: stored.bytes,
+    }
+}
+
 /// The manifest of `source` listing `variants`: a pure function of its inputs.
 pub fn build(source: &SourceImage, variants: &[StoredVariant]) -> Manifest {
     let mut types: Vec<&str> = variants.iter().map(|v| v.content_type.as_str()).collect();
     types.sort_by_key(|t| (preference(t), *t));
     types.dedup();
+    let mut names: Vec<&str> = variants.iter().map(|v| v.variant.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
     let formats: Vec<FormatGroup> = types
-        .into_iter()
-        .map(|content_type| {
+        .iter()
+        .map(|&content_type| {
             let mut images: Vec<Image> = variants
                 .iter()
                 .filter(|v| v.content_type == content_type)
-                .map(|v| Image {
-                    variant: v.variant.clone(),
-                    src: url_path(&v.key),
-                    width: v.width,
-                    height: v.height,
-                    bytes: v.bytes,
-                })
+                .map(|v| image(v, variants))
                 .collect();
             images.sort_by_key(|image| (image.width, image.bytes));
+            // Every variant has a width in each srcset: a browser that picks this `<source>` chooses
+            // among its widths only. A variant without a file of this format (it was not smaller
+            // than the JPEG) is named in the next most compact format it has, which such a browser
+            // reads too.
+            let rank = preference(content_type);
+            let mut candidates: Vec<Image> = names
+                .iter()
+                .filter_map(|name| {
+                    variants
+                        .iter()
+                        .filter(|v| v.variant == *name && preference(&v.content_type) >= rank)
+                        .min_by_key(|v| preference(&v.content_type))
+                        .map(|v| image(v, variants))
+                })
+                .collect();
+            candidates.sort_by_key(|image| (image.width, image.bytes));
             // A srcset may name each width once: a source smaller than several boxes gives them all
             // the same size, and the smallest file of that width is the one to send.
             let mut srcset: Vec<String> = Vec::new();
             let mut last_width = None;
-            for image in &images {
+            for image in &candidates {
                 if last_width != Some(image.width) {
                     srcset.push(format!("{} {}w", image.src, image.width));
                     last_width = Some(image.width);
@@ -199,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_by_format_modern_first_with_srcset_ready() {
+    fn groups_by_format_modern_first_with_srcset_ready_for_every_width() {
         let variants = [
             stored("small", "jpg", "image/jpeg", 300, 225, 9000),
             stored("thumbnail", "jpg", "image/jpeg", 150, 113, 3000),
@@ -214,8 +269,10 @@ mod tests {
                 "version": 1,
                 "source": {"key": "photos/a.png", "etag": "\"e1\"", "width": 1600, "height": 1200},
                 "formats": [
+                    // Only the thumbnail's AVIF was smaller than its JPEG: the small variant's
+                    // width is served in the next most compact format it has.
                     {"type": "image/avif",
-                     "srcset": "/thumbnail/photos/a.png.avif 150w",
+                     "srcset": "/thumbnail/photos/a.png.avif 150w, /small/photos/a.png.webp 300w",
                      "images": [{"variant": "thumbnail", "src": "/thumbnail/photos/a.png.avif",
                                  "width": 150, "height": 113, "bytes": 1500}]},
                     {"type": "image/webp",
@@ -225,15 +282,16 @@ mod tests {
                          "width": 150, "height": 113, "bytes": 2000},
                         {"variant": "small", "src": "/small/photos/a.png.webp",
                          "width": 300, "height": 225, "bytes": 6000}]},
+                    // Each JPEG's URL names the formats its variant also has, for the edge.
                     {"type": "image/jpeg",
-                     "srcset": "/thumbnail/photos/a.png.jpg 150w, /small/photos/a.png.jpg 300w",
+                     "srcset": "/thumbnail/photos/a.png.jpg?formats=avif.webp 150w, /small/photos/a.png.jpg?formats=webp 300w",
                      "images": [
-                        {"variant": "thumbnail", "src": "/thumbnail/photos/a.png.jpg",
+                        {"variant": "thumbnail", "src": "/thumbnail/photos/a.png.jpg?formats=avif.webp",
                          "width": 150, "height": 113, "bytes": 3000},
-                        {"variant": "small", "src": "/small/photos/a.png.jpg",
+                        {"variant": "small", "src": "/small/photos/a.png.jpg?formats=webp",
                          "width": 300, "height": 225, "bytes": 9000}]}
                 ],
-                "fallback": {"variant": "small", "src": "/small/photos/a.png.jpg",
+                "fallback": {"variant": "small", "src": "/small/photos/a.png.jpg?formats=webp",
                              "width": 300, "height": 225, "bytes": 9000}
             })
         );

@@ -21,7 +21,7 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
 use crate::memory_budget::{self, Peak, Shape, Work};
-use crate::{jpeg, webp};
+use crate::{avif, jpeg, webp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -29,8 +29,10 @@ pub struct PipelineConfig {
     pub jpeg_quality: u8,
     /// Smallest output at the quality, or fastest processing (`JPEG_OPTIMIZE`).
     pub optimize: Optimize,
-    /// Also a WebP of each variant, at this quality (`WEBP_QUALITY`).
+    /// Also a WebP of each variant, at this quality (`FORMATS` lists webp; `WEBP_QUALITY`).
     pub webp_quality: Option<u8>,
+    /// Also an AVIF of each variant, at this quality (`FORMATS` lists avif; `AVIF_QUALITY`).
+    pub avif_quality: Option<u8>,
     pub max_pixels: u64,
     /// At most this many pixels per byte of the file (`MAX_PIXELS_PER_BYTE`): no real encoder
     /// compresses further, so a file past it is a decompression bomb (a 35-byte GIF announcing an
@@ -64,6 +66,7 @@ impl PipelineConfig {
         Work {
             edges,
             webp: self.webp_quality.is_some(),
+            avif: self.avif_quality.is_some(),
             budget: self.memory_budget,
         }
     }
@@ -157,8 +160,18 @@ pub struct EncodedVariant {
     pub width: u32,
     pub height: u32,
     pub jpeg: Vec<u8>,
-    /// When `webp_quality` is set.
+    /// When `webp_quality` is set: written only where it is smaller than the JPEG (`smaller`).
     pub webp: Option<Vec<u8>>,
+    /// When `avif_quality` is set: written only where it is smaller than the JPEG (`smaller`).
+    pub avif: Option<Vec<u8>>,
+}
+
+impl EncodedVariant {
+    /// `file` (this variant's WebP or AVIF) when it is smaller than the JPEG: the settings were
+    /// chosen for a quality no lower than the JPEG's, so a smaller file is the better one to send.
+    pub fn smaller<'a>(&self, file: &'a Option<Vec<u8>>) -> Option<&'a [u8]> {
+        file.as_deref().filter(|f| f.len() < self.jpeg.len())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -857,8 +870,12 @@ fn finish(
         let same = encoded
             .last()
             .filter(|v: &&EncodedVariant| (v.width, v.height) == (w, h));
-        let (jpeg, webp) = match same {
-            Some(previous) => (previous.jpeg.clone(), previous.webp.clone()),
+        let (jpeg, webp, avif) = match same {
+            Some(previous) => (
+                previous.jpeg.clone(),
+                previous.webp.clone(),
+                previous.avif.clone(),
+            ),
             None => (
                 encode_jpeg(
                     current.buffer(),
@@ -871,6 +888,10 @@ fn finish(
                     .webp_quality
                     .map(|quality| webp::encode(current.buffer(), w, h, grey, quality))
                     .transpose()?,
+                config
+                    .avif_quality
+                    .map(|quality| avif::encode(current.buffer(), w, h, grey, quality))
+                    .transpose()?,
             ),
         };
         encoded.push(EncodedVariant {
@@ -879,6 +900,7 @@ fn finish(
             height: h,
             jpeg,
             webp,
+            avif,
         });
     }
     // Report variants in configuration order.
@@ -1121,6 +1143,7 @@ mod tests {
             jpeg_quality: 85,
             optimize: Optimize::Size,
             webp_quality: Some(80),
+            avif_quality: Some(80),
             max_pixels: 100_000_000,
             max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
@@ -1144,6 +1167,7 @@ mod tests {
             jpeg_quality: 85,
             optimize: Optimize::Size,
             webp_quality: None,
+            avif_quality: None,
             max_pixels: 100_000_000,
             max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
@@ -1180,6 +1204,8 @@ mod tests {
             assert_eq!(v.jpeg, out.variants[0].jpeg);
             assert_eq!(v.webp, out.variants[0].webp);
             assert!(v.webp.is_some());
+            assert_eq!(v.avif, out.variants[0].avif);
+            assert!(v.avif.is_some());
         }
         // 400 px: thumbnail, small, and one picture for medium and large.
         let (encodes, out) = encodes_for(400, 300, defaults);

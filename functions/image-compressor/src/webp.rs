@@ -278,6 +278,10 @@ fn yuv_to_rgb(luma: &[u8], blue: &[u8], red: &[u8]) -> Vec<u8> {
     rgb
 }
 
+/// libwebp's quality (0-100, method 4: libwebp's default) chosen once on the corpus: the lowest
+/// whose mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md).
+pub const DEFAULT_QUALITY: u8 = 90;
+
 /// Lossy WebP of 8-bit RGB (or grey) pixels at `quality` (libwebp's 0-100 scale).
 pub(crate) fn encode(
     pixels: &[u8],

@@ -23,6 +23,7 @@ fn settings() -> Settings {
             jpeg_quality: 85,
             optimize: image_compressor::pipeline::Optimize::Speed,
             webp_quality: None,
+            avif_quality: None,
             max_pixels: 100_000_000,
             max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 512 * 1024 * 1024,
@@ -351,12 +352,13 @@ async fn webp_twins_are_written_and_checked_like_the_jpegs() {
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::AlreadyDone]
     );
-    // A WebP missing for this version is written again, and nothing else.
+    // A WebP missing for this version is written again, then its JPEG (which records it), and
+    // nothing else.
     c.store
         .insert(DEST, "small/photos/garden.jpg.webp", b"stale".to_vec());
     assert_eq!(
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
-        [RecordOutcome::Written(1)]
+        [RecordOutcome::Written(2)]
     );
     let small = c
         .store
@@ -816,8 +818,9 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
         assert_eq!(images.len(), 4);
         let mut srcset = Vec::new();
         for img in images {
-            let key = img["src"].as_str().unwrap().trim_start_matches('/');
-            let object = c.store.object(DEST, key).unwrap();
+            // A JPEG's URL also names the formats beside it, for the edge function.
+            let key = img["src"].as_str().unwrap().split('?').next().unwrap();
+            let object = c.store.object(DEST, key.trim_start_matches('/')).unwrap();
             assert_eq!(object.content_type, group["type"].as_str().unwrap());
             assert_eq!(img["bytes"], object.body.len());
             assert_eq!(img["width"].to_string(), object.metadata["width"]);
@@ -830,7 +833,10 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
         }
         assert_eq!(group["srcset"], srcset.join(", "));
     }
-    assert_eq!(manifest["fallback"]["src"], "/large/photos/garden.jpg.jpg");
+    assert_eq!(
+        manifest["fallback"]["src"],
+        "/large/photos/garden.jpg.jpg?formats=webp"
+    );
     let stored = c
         .store
         .object(DEST, "manifest/photos/garden.jpg.json")
@@ -981,5 +987,146 @@ async fn variants_without_the_manifests_fields_are_written_again() {
     assert_eq!(
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::Written(1)]
+    );
+}
+
+/// Keys in the destination bucket ending with `.{extension}`.
+fn keys_ending(store: &InMemoryObjectStore, extension: &str) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .keys(DEST)
+        .into_iter()
+        .filter(|k| k.ends_with(&format!(".{extension}")))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn modern_formats_are_written_only_where_smaller_and_listed_exactly() {
+    // WebP at quality 100 is larger than the JPEG at 85 on a photo; AVIF at 80 is smaller.
+    let mut both = settings();
+    both.pipeline.webp_quality = Some(100);
+    both.pipeline.avif_quality = Some(80);
+    let expected = image_compressor::pipeline::process_image(
+        &image("good/garden-2560x1600.jpg"),
+        &both.pipeline,
+    )
+    .unwrap();
+    let c = Compressor::new(InMemoryObjectStore::default(), both);
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    c.handle(event("s3-put-emulator.json")).await.unwrap();
+    let (mut webp_skipped, mut avif_written) = (0, 0);
+    for v in &expected.variants {
+        let jpeg = c
+            .store
+            .object(DEST, &variant_key(&v.name, "photos/garden.jpg", "jpg"))
+            .unwrap();
+        assert_eq!(jpeg.body, v.jpeg, "{}", v.name);
+        let mut written = Vec::new();
+        for (extension, file) in [("avif", &v.avif), ("webp", &v.webp)] {
+            let file = file.as_ref().unwrap();
+            let stored = c
+                .store
+                .object(DEST, &variant_key(&v.name, "photos/garden.jpg", extension));
+            if file.len() < v.jpeg.len() {
+                let stored = stored.unwrap_or_else(|| panic!("{} {extension} missing", v.name));
+                assert_eq!(&stored.body, file);
+                assert_eq!(stored.content_type, format!("image/{extension}"));
+                assert_eq!(stored.metadata["source-etag"], jpeg.metadata["source-etag"]);
+                written.push(extension);
+                avif_written += usize::from(extension == "avif");
+            } else {
+                assert!(stored.is_none(), "{} {extension} is not smaller", v.name);
+                webp_skipped += usize::from(extension == "webp");
+            }
+        }
+        written.push("jpg");
+        assert_eq!(jpeg.metadata["formats-written"], written.join("."));
+        assert_eq!(jpeg.metadata["formats-tried"], "avif.webp.jpg");
+    }
+    assert_eq!(
+        (avif_written, webp_skipped),
+        (4, 4),
+        "both cases are exercised"
+    );
+    // The manifest lists exactly the objects there are, and each JPEG's URL names its AVIF.
+    let manifest = manifest_of(&c.store, "photos/garden.jpg");
+    let mut listed: Vec<String> = Vec::new();
+    for group in manifest["formats"].as_array().unwrap() {
+        for img in group["images"].as_array().unwrap() {
+            let src = img["src"].as_str().unwrap();
+            let path = src.split('?').next().unwrap().trim_start_matches('/');
+            assert!(c.store.object(DEST, path).is_some(), "{src}");
+            listed.push(path.to_string());
+            if path.ends_with(".jpg") {
+                assert!(src.ends_with(".jpg?formats=avif"), "{src}");
+            }
+        }
+    }
+    listed.sort();
+    let mut stored: Vec<String> = c
+        .store
+        .keys(DEST)
+        .into_iter()
+        .filter(|k| !k.starts_with("manifest/"))
+        .collect();
+    stored.sort();
+    assert_eq!(listed, stored);
+    assert!(keys_ending(&c.store, "webp").is_empty());
+    // A format tried and not kept is settled: a repeat writes nothing.
+    let puts = c.store.faults.calls("put");
+    assert_eq!(
+        c.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+    assert_eq!(c.store.faults.calls("put"), puts);
+}
+
+#[tokio::test]
+async fn another_versions_file_in_a_skipped_format_is_replaced_not_left_behind() {
+    // An earlier upload's WebP at this key (smaller back then): this version's WebP is not smaller
+    // than its JPEG, but the old one must not go on being served for the new picture.
+    let mut webp = settings();
+    webp.pipeline.webp_quality = Some(100);
+    let c = Compressor::new(InMemoryObjectStore::default(), webp);
+    c.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    c.store
+        .put(NewObject {
+            bucket: DEST.into(),
+            key: "small/photos/garden.jpg.webp".into(),
+            body: b"an older picture".to_vec(),
+            content_type: "image/webp".into(),
+            cache_control: "public, no-cache".into(),
+            metadata: [("source-etag".to_string(), "\"older\"".to_string())].into(),
+        })
+        .await
+        .unwrap();
+    c.handle(event("s3-put-emulator.json")).await.unwrap();
+    let small = c
+        .store
+        .object(DEST, "small/photos/garden.jpg.webp")
+        .unwrap();
+    assert!(small.body.starts_with(b"RIFF"));
+    let jpeg = c.store.object(DEST, "small/photos/garden.jpg.jpg").unwrap();
+    assert_eq!(small.metadata["source-etag"], jpeg.metadata["source-etag"]);
+    assert_eq!(jpeg.metadata["formats-written"], "webp.jpg");
+    // The other variants' WebPs were not smaller and had no predecessor: not written.
+    assert_eq!(
+        keys_ending(&c.store, "webp"),
+        ["small/photos/garden.jpg.webp"]
+    );
+    let manifest = manifest_of(&c.store, "photos/garden.jpg");
+    assert_eq!(manifest["formats"][0]["type"], "image/webp");
+    assert_eq!(
+        manifest["formats"][0]["images"].as_array().unwrap().len(),
+        1
     );
 }

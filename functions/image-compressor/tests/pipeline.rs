@@ -12,6 +12,7 @@ fn config() -> PipelineConfig {
         jpeg_quality: 85,
         optimize: image_compressor::pipeline::Optimize::Speed,
         webp_quality: None,
+        avif_quality: None,
         max_pixels: 100_000_000,
         max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
         max_decode_bytes: 512 * 1024 * 1024,
