@@ -30,6 +30,10 @@ help: ## List the targets
 
 setup: $(STAMP) $(CONTRACT_STAMP) ## Install the Python tools (.venv, .venv-contract) and the Rust toolchain/targets
 	@rustup show active-toolchain >/dev/null
+	@# libavif and libaom (the AVIF encoder) are built by cmake when image-compressor compiles.
+	@command -v cmake >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake; } || \
+	  { echo "setup: cmake is needed to build the AVIF encoder (libavif, libaom): install it, e.g. apt-get install cmake"; exit 1; }
 
 $(STAMP): requirements-tools.txt
 	@echo "==> installing Python tools into $(VENV)/ (once; again only when requirements-tools.txt changes)"
