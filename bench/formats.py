@@ -139,11 +139,19 @@ def measure(quick):
     return rows
 
 
+def opaque(name):
+    """The seeds' Pillow pipeline converts RGBA to RGB without flattening (transparent areas take
+    their hidden colour), so its SSIM there is not comparable: the goals are over opaque files."""
+    path = next(p for p in files(False) if p.name == name)
+    with Image.open(path) as img:
+        return not (img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info)
+
+
 def report(rows, quick, elapsed, memory_mb):
     n = len(rows)
+    solid = [r for r in rows if opaque(r["file"])]
     total = {e: sum(r[e]["seconds"] for r in rows) for e in ENGINES}
     pillow_bytes = sum(r["pillow"]["sent"]["jpeg"]["bytes"] for r in rows)
-    pillow_ssim = sum(r["pillow"]["sent"]["jpeg"]["ssim"] for r in rows) / n
 
     def browser(e, b):
         return (sum(r[e]["sent"][b]["bytes"] for r in rows), sum(r[e]["sent"][b]["ssim"] for r in rows) / n)
@@ -159,7 +167,9 @@ def report(rows, quick, elapsed, memory_mb):
              f"`FORMATS=jpeg`; `sharp` writes JPEG, WebP (quality {SHARP_WEBP_QUALITY}) and AVIF (quality "
              f"{SHARP_AVIF_QUALITY}, effort 4, its default) of every variant. Bytes sent: per variant the AVIF, "
              "else the WebP, else the JPEG for a browser that reads AVIF (every current one), and so on; SSIM "
-             "as in the other sections (luma, against a floating-point Lanczos resize of the original).", "",
+             "as in the other sections (luma, against a floating-point Lanczos resize of the original; the "
+             "Pillow pipeline's is low on the PNG with alpha, which it does not flatten, hence the goal over "
+             "opaque files).", "",
              f"AVIF kept (smaller than the JPEG) for {kept['avif']} of {variants} variants, WebP for "
              f"{kept['webp']}.", "",
              "| engine | total s | vs sharp (same formats) | AVIF browser: bytes | vs Pillow JPEG | SSIM | "
@@ -171,14 +181,17 @@ def report(rows, quick, elapsed, memory_mb):
         a, w, j = browser(e, "avif"), browser(e, "webp"), browser(e, "jpeg")
         lines.append(f"| {e} | {total[e]:.2f} | {total[same[e]] / total[e]:.2f}x | {a[0]} | "
                      f"{a[0] / pillow_bytes:.3f} | {a[1]:.4f} | {w[0]} | {w[1]:.4f} | {j[0]} | {j[1]:.4f} |")
-    a_rust = browser("rust", "avif")
+    def opaque_total(e, b):
+        return (sum(r[e]["sent"][b]["bytes"] for r in solid), sum(r[e]["sent"][b]["ssim"] for r in solid) / len(solid))
+
+    a_rust, p_jpeg = opaque_total("rust", "avif"), opaque_total("pillow", "jpeg")
     speed = total["sharp"] / total["rust"]
     lines += ["", "| goal | measured | |", "|---|---|---|",
               f"| total time ≥ 1.5x sharp's for the same outputs (JPEG, WebP, AVIF) | {speed:.2f}x | "
               f"{'met' if speed >= 1.5 else '**not met**'} |",
-              f"| bytes to an AVIF browser ≤ 0.6x the seeds' Pillow JPEG at an SSIM no lower | "
-              f"{a_rust[0] / pillow_bytes:.3f}x, SSIM {a_rust[1]:.4f} vs {pillow_ssim:.4f} | "
-              f"{'met' if a_rust[0] <= 0.6 * pillow_bytes and a_rust[1] >= pillow_ssim else '**not met**'} |"]
+              f"| bytes to an AVIF browser ≤ 0.6x the seeds' Pillow JPEG at an SSIM no lower ({len(solid)} opaque "
+              f"files) | {a_rust[0] / p_jpeg[0]:.3f}x, SSIM {a_rust[1]:.4f} vs {p_jpeg[1]:.4f} | "
+              f"{'met' if a_rust[0] <= 0.6 * p_jpeg[0] and a_rust[1] >= p_jpeg[1] else '**not met**'} |"]
     # Cost per million uploads.
     share = min(1.0, memory_mb / FULL_CPU_MB)
     lines += ["", f"### Cost per million uploads", "",
@@ -187,7 +200,7 @@ def report(rows, quick, elapsed, memory_mb):
               f"vCPU: one at {FULL_CPU_MB} MB), plus {S3_MS} ms for the S3 requests (the GET, HEADs and PUTs: "
               "what they added against the emulator in \"Warm latency\" above; on AWS it depends on the "
               "object's size), rounded up to the millisecond; "
-              f"${PRICE_GB_SECOND} per GB-second and $0.20 per million requests (arm64, us-east-1, first tier, "
+              f"${PRICE_GB_SECOND:.10f} per GB-second and $0.20 per million requests (arm64, us-east-1, first tier, "
               "as in the cost model above; check https://aws.amazon.com/lambda/pricing/), and S3 PUTs at "
               "$0.005 per 1,000 (one per variant file and one for the manifest). The measured times are this "
               "machine's x86 core; Graviton2 differs, so read the ratio between the rows more than the "
