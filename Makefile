@@ -30,6 +30,11 @@ help: ## List the targets
 
 setup: $(STAMP) $(CONTRACT_STAMP) ## Install the Python tools (.venv, .venv-contract) and the Rust toolchain/targets
 	@rustup show active-toolchain >/dev/null
+	@# libavif and libaom (the AVIF encoder) are built by cmake when image-compressor compiles, and
+	@# libaom's x86 SIMD (like mozjpeg's) is assembled by nasm: its build stops without an assembler.
+	@command -v cmake >/dev/null && command -v nasm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake nasm; } || \
+	  { echo "setup: cmake and nasm are needed to build the AVIF encoder (libavif, libaom): install them, e.g. apt-get install cmake nasm"; exit 1; }
 
 $(STAMP): requirements-tools.txt
 	@echo "==> installing Python tools into $(VENV)/ (once; again only when requirements-tools.txt changes)"
