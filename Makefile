@@ -22,7 +22,7 @@ FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing bench-corpus bench-photos build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+.PHONY: help setup bench-tracing bench-corpus bench-photos bench-formats build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
         demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
@@ -138,6 +138,7 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	$(PY) bench/corpus.py --baseline $(CORPUS_BASELINE) $(BENCH_ARGS)
 	$(PY) bench/corpus.py --photos --baseline $(PHOTOS_BASELINE)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
+	$(PY) bench/formats.py $(BENCH_ARGS)
 
 bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
 	$(PY) bench/aws_bench.py --config-env $${ENV:-default} $(BENCH_AWS_ARGS)
@@ -155,6 +156,10 @@ bench-photos: setup $(BENCH_STAMP) ## Quick: the corpus's JPEG photos (1.8-8.7 M
 
 # The encoder settings before trellis was weighed against the decoding work.
 PHOTOS_BASELINE ?= ee02877
+
+bench-formats: setup $(BENCH_STAMP) ## AVIF and WebP (FORMATS) vs Pillow's JPEG and sharp's three formats, and the cost per million uploads with and without them
+	@$(NASM)
+	$(PY) bench/formats.py $(BENCH_ARGS)
 
 bench-tracing: setup $(BENCH_STAMP) ## What span export costs: cold start, latency, RSS vs TRACING_BASELINE (a git rev); a BENCHMARKS.md section
 	$(PY) bench/tracing_overhead.py --baseline $(TRACING_BASELINE) $(BENCH_ARGS)

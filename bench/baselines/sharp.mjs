@@ -5,7 +5,8 @@
 // Per variant, what the AWS solution's handler does with sharp: auto-orient, fit inside the size
 // without enlarging (Lanczos-3, sharp's default kernel), flatten alpha onto white, JPEG at quality 85
 // with optimised Huffman tables (sharp's defaults: 4:2:0, no trellis). With WEBP_QUALITY set, also a
-// WebP of each variant at that quality. One thread: sharp.concurrency(1) here and UV_THREADPOOL_SIZE=1
+// WebP of each variant at that quality; with AVIF_QUALITY set, also an AVIF (sharp's libheif with
+// libaom) at that quality and AVIF_EFFORT (sharp's default 4 when unset). One thread: sharp.concurrency(1) here and UV_THREADPOOL_SIZE=1
 // in the environment (bench/corpus.py sets it), and the process pinned to one core. sharp's operation
 // cache is off, so every iteration does the whole work. Prints one JSON line in the shape of the Rust
 // bench_pipeline example.
@@ -25,6 +26,8 @@ const variants = spec.split(",").map((v) => {
   return { name, size: Number(size) };
 });
 const webpQuality = process.env.WEBP_QUALITY ? Number(process.env.WEBP_QUALITY) : null;
+const avifQuality = process.env.AVIF_QUALITY ? Number(process.env.AVIF_QUALITY) : null;
+const avifEffort = process.env.AVIF_EFFORT ? Number(process.env.AVIF_EFFORT) : 4;
 const data = readFileSync(file);
 
 async function run() {
@@ -36,7 +39,9 @@ async function run() {
       .flatten({ background: "#ffffff" });
     const { data: jpeg, info } = await resized.clone().jpeg({ quality: 85 }).toBuffer({ resolveWithObject: true });
     const webp = webpQuality === null ? null : await resized.clone().webp({ quality: webpQuality }).toBuffer();
-    out.push({ name, width: info.width, height: info.height, jpeg, webp });
+    const avif = avifQuality === null ? null
+      : await resized.clone().avif({ quality: avifQuality, effort: avifEffort }).toBuffer();
+    out.push({ name, width: info.width, height: info.height, jpeg, webp, avif });
   }
   return out;
 }
@@ -63,13 +68,16 @@ if (outDir) {
   for (const v of result) {
     writeFileSync(join(outDir, `${v.name}.jpg`), v.jpeg);
     if (v.webp) writeFileSync(join(outDir, `${v.name}.webp`), v.webp);
+    if (v.avif) writeFileSync(join(outDir, `${v.name}.avif`), v.avif);
   }
 }
 const sum = (key) => result.reduce((n, v) => n + (v[key] ? v[key].length : 0), 0);
 console.log(JSON.stringify({
   engine: "sharp", file, megapixels, seconds, min_seconds: times[0], mp_per_s: megapixels / seconds,
   output_bytes: sum("jpeg"), webp_bytes: webpQuality === null ? null : sum("webp"),
+  avif_bytes: avifQuality === null ? null : sum("avif"),
   variants: result.map((v) => ({ name: v.name, width: v.width, height: v.height, bytes: v.jpeg.length,
-                                 webp_bytes: v.webp ? v.webp.length : null })),
+                                 webp_bytes: v.webp ? v.webp.length : null,
+                                 avif_bytes: v.avif ? v.avif.length : null })),
   peak_rss_kb: peakRssKb(),
 }));

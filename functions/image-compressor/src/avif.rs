@@ -1,21 +1,37 @@
 //! AVIF encoding: libavif with libaom (built from C, AV1 in a still-picture HEIF container).
 //!
-//! Chosen by measurement (BENCHMARKS.md, "Modern formats"): on the bench corpus, at a mean SSIM no
-//! lower than the seeds' Pillow JPEG, libaom at speed 9 encoded the variants 8-9 times faster than
-//! rav1e (`ravif`, pure Rust) at its fastest speed, in fewer bytes. One thread: the function runs
-//! one image after another on its CPU share.
+//! Chosen by measurement (BENCHMARKS.md, "Modern formats"): on the bench corpus, libaom at speed 9
+//! encoded the variants 8-9 times faster than rav1e (`ravif`, pure Rust) at its fastest speed, in
+//! fewer bytes at a higher SSIM; at speed 6 it writes half the bytes of speed 9 at the same SSIM in
+//! about 8 times the time, still several times faster than sharp's AVIF at its default effort for the
+//! same bytes. One thread: the function runs one image after another on its CPU share.
 
 use libavif_sys::*;
 
 use crate::pipeline::ImageError;
 
-/// libavif's quality (0-100, libaom's quantiser scaled) chosen once on the corpus: the lowest whose
-/// mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md).
-pub const DEFAULT_QUALITY: u8 = 80;
+/// libavif's quality (0-100, libaom's quantiser scaled) chosen once on the corpus at `SPEED`: the
+/// lowest whose mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md):
+/// 0.242 of Pillow's bytes on the image benchmark's files, 0.424 on the corpus's photos and PNGs.
+pub const DEFAULT_QUALITY: u8 = 70;
 
-/// libaom's speed (0-10): 9 encodes 3 times faster than 8 for 1.1 times the bytes, and 10 gave the
-/// same bytes in the same time.
-pub const SPEED: i32 = 9;
+/// libaom's speed (0-10). At an SSIM no lower than Pillow's JPEG, speed 9 (quality 80) wrote 0.49
+/// of its bytes, speed 8 (77) 0.38, speed 6 (70) 0.24, for 1, 3 and 7.5 times speed 9's time (speed
+/// 7 was no faster than 6 for more bytes; 10 wrote what 9 does). The compute is a few dollars per
+/// million uploads (BENCHMARKS.md, "Cost per million uploads"), less than every later view of the
+/// variant saves in transfer.
+pub const SPEED: i32 = 6;
+
+/// Variants of more pixels than this (2048 x 2048) get no AVIF. At speed 6, libaom's peak grew by
+/// 10.5 bytes a pixel at 2048 x 2048 and 12.2 at 3000 x 3000, but by 1.25 GB (75 bytes a pixel) and
+/// 17 s at 4096 x 4096: more than the function's memory. The default variants (at most 1200 px) are
+/// far below it; a larger one is served as WebP or JPEG.
+pub const MAX_PIXELS: u64 = 2048 * 2048;
+
+/// Whether a variant of this size gets an AVIF.
+pub(crate) fn fits(width: u32, height: u32) -> bool {
+    u64::from(width) * u64::from(height) <= MAX_PIXELS
+}
 
 /// Owns a libavif object and destroys it when dropped.
 struct Owned<T> {
@@ -155,6 +171,14 @@ mod tests {
             let size = |i: usize| u32::from_be_bytes(avif[i..i + 4].try_into().unwrap());
             assert_eq!((size(at + 8), size(at + 12)), (97, 61));
         }
+    }
+
+    #[test]
+    fn only_variants_up_to_four_megapixels_get_an_avif() {
+        assert!(fits(2048, 2048));
+        assert!(fits(4096, 1024));
+        assert!(!fits(2049, 2048));
+        assert!(!fits(4096, 4096));
     }
 
     #[test]

@@ -162,7 +162,8 @@ pub struct EncodedVariant {
     pub jpeg: Vec<u8>,
     /// When `webp_quality` is set: written only where it is smaller than the JPEG (`smaller`).
     pub webp: Option<Vec<u8>>,
-    /// When `avif_quality` is set: written only where it is smaller than the JPEG (`smaller`).
+    /// When `avif_quality` is set and the variant has at most `avif::MAX_PIXELS`: written only where
+    /// it is smaller than the JPEG (`smaller`).
     pub avif: Option<Vec<u8>>,
 }
 
@@ -890,6 +891,7 @@ fn finish(
                     .transpose()?,
                 config
                     .avif_quality
+                    .filter(|_| avif::fits(w, h))
                     .map(|quality| avif::encode(current.buffer(), w, h, grey, quality))
                     .transpose()?,
             ),
@@ -1190,6 +1192,15 @@ mod tests {
         .unwrap();
         process_image(&small, &config).unwrap();
         assert_eq!(PALETTE_CHECKS.with(|n| n.get()), before + 1);
+    }
+
+    #[test]
+    fn a_variant_over_four_megapixels_gets_no_avif() {
+        let (_, out) = encodes_for(2100, 2000, "big:2100,small:300");
+        let big = &out.variants[0];
+        assert_eq!((big.width, big.height), (2100, 2000));
+        assert!(big.avif.is_none() && big.webp.is_some());
+        assert!(out.variants[1].avif.is_some());
     }
 
     #[test]

@@ -1130,3 +1130,34 @@ async fn another_versions_file_in_a_skipped_format_is_replaced_not_left_behind()
         1
     );
 }
+
+#[tokio::test]
+async fn a_format_enabled_later_is_tried_for_uploads_already_done() {
+    // Processed with JPEG only; then AVIF is enabled: the JPEGs record that it was never tried, so
+    // the next event for the upload encodes it (and rewrites the JPEGs recording it).
+    let mut later = compressor();
+    later.store.insert(
+        SOURCE,
+        "photos/garden.jpg",
+        image("good/garden-2560x1600.jpg"),
+    );
+    later.handle(event("s3-put-emulator.json")).await.unwrap();
+    assert!(keys_ending(&later.store, "avif").is_empty());
+    let mut with_avif = settings();
+    with_avif.pipeline.avif_quality = Some(70);
+    later.settings = std::sync::Arc::new(with_avif);
+    assert_eq!(
+        later.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::Written(8)]
+    );
+    assert_eq!(keys_ending(&later.store, "avif").len(), 4);
+    let jpeg = later
+        .store
+        .object(DEST, "large/photos/garden.jpg.jpg")
+        .unwrap();
+    assert_eq!(jpeg.metadata["formats-tried"], "avif.jpg");
+    assert_eq!(
+        later.handle(event("s3-put-emulator.json")).await.unwrap(),
+        [RecordOutcome::AlreadyDone]
+    );
+}
