@@ -259,7 +259,12 @@ fn every_function_binary_exists_in_the_workspace() {
 #[test]
 fn environment_variables_match_what_the_code_reads() {
     let t = template();
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let read_doc = |path: &str| {
+        std::fs::read_to_string(workspace_root().join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let configuration = read_doc("docs/configuration.md");
+    let mut read_by: Vec<(String, BTreeSet<String>)> = Vec::new();
     for f in functions(&t) {
         let values: Vec<(String, String)> = f
             .env
@@ -289,10 +294,26 @@ fn environment_variables_match_what_the_code_reads() {
             "{}: the code reads variables the template does not set: {unset:?}",
             f.id
         );
-        for name in &read {
+        read_by.push((f.binary.clone(), read));
+    }
+    // Every variable is in the configuration page; one that not every function reads is also in
+    // the README of each function that reads it.
+    let shared: BTreeSet<String> = read_by
+        .iter()
+        .map(|(_, read)| read.clone())
+        .reduce(|a, b| a.intersection(&b).cloned().collect())
+        .unwrap_or_default();
+    for (binary, read) in &read_by {
+        let readme_path = format!("functions/{binary}/README.md");
+        let readme = read_doc(&readme_path);
+        for name in read {
             assert!(
-                readme.contains(&format!("`{name}`")),
-                "{name} is not documented in README.md"
+                configuration.contains(&format!("`{name}`")),
+                "{name} is not documented in docs/configuration.md"
+            );
+            assert!(
+                shared.contains(name) || readme.contains(&format!("`{name}`")),
+                "{name} ({binary} reads it) is not documented in {readme_path}"
             );
         }
     }
