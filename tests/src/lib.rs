@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
+pub mod dashboard;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod template;

@@ -10,7 +10,7 @@ use integration_tests::template::{
     placeholders, resolve, resource_of, resources, rules_accept, sources_not_on_an_alias, tag,
     Function, Grant,
 };
-use integration_tests::{translated_template as translated, workspace_root};
+use integration_tests::{dashboard, translated_template as translated, workspace_root};
 use serde_yaml::Value;
 
 /// Reads the function's configuration the way its `main` does; returns the names it looked up.
@@ -706,5 +706,24 @@ fn idempotency_records_expire_by_the_users_table_ttl() {
     assert!(
         seconds > timeout,
         "an answer outlives the invocation that made it"
+    );
+}
+
+/// The dashboard in template.yaml is the one generated from the metric catalogue and the template
+/// (`tests/src/dashboard.rs`); `make dashboard` rewrites it.
+#[test]
+fn the_dashboard_is_generated_from_the_metric_catalogue() {
+    let path = workspace_root().join("template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let generated = dashboard::body(&template());
+    if std::env::var_os("UPDATE_DASHBOARD").is_some() {
+        let updated = dashboard::with_body(&text, &generated).expect("a DashboardBody");
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    let current = dashboard::body_in(&text).expect("a DashboardBody");
+    assert!(
+        current == generated,
+        "template.yaml's dashboard is stale: run `make dashboard`"
     );
 }
