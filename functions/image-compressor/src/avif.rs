@@ -8,7 +8,7 @@
 
 use libavif_sys::*;
 
-use crate::pipeline::ImageError;
+use crate::error::ImageError;
 
 /// libavif's quality (0-100, libaom's quantiser scaled) chosen once on the corpus at `SPEED`: the
 /// lowest whose mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md):

@@ -25,8 +25,8 @@ use mozjpeg_sys::{
     JINT_COMPRESS_PROFILE_VALUE, J_BOOLEAN_PARAM, J_COLOR_SPACE, J_FLOAT_PARAM, J_INT_PARAM,
 };
 
+use crate::error::ImageError;
 use crate::memory_budget::{Peak, Shape};
-use crate::pipeline::ImageError;
 
 /// Trellis quantisation weighs bits against distortion with this (log2) factor. mozjpeg's default,
 /// 14.75, is tuned for its own tables and, at libjpeg's, costs visible SSIM for its savings. Over
@@ -78,7 +78,7 @@ impl DecodeLimits {
         height: u32,
         input_bytes: usize,
     ) -> Result<(), ImageError> {
-        crate::pipeline::check_pixels(
+        crate::limits::check_pixels(
             width,
             height,
             input_bytes,

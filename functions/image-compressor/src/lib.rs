@@ -20,8 +20,10 @@
 
 mod avif;
 pub mod config;
+pub mod error;
 pub mod event;
 mod jpeg;
+pub mod limits;
 pub mod manifest;
 pub mod memory_budget;
 pub mod pipeline;

@@ -17,7 +17,7 @@
 
 use domain::image::fit_within;
 
-use crate::pipeline::ImageError;
+use crate::error::ImageError;
 
 /// The function's memory when `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` is not set (a local run): the
 /// template's `MemorySize`.

@@ -20,6 +20,8 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
 
+pub use crate::error::ImageError;
+use crate::limits::check_pixels;
 use crate::memory_budget::{self, Peak, Shape, Work};
 use crate::{avif, jpeg, webp};
 
@@ -45,6 +47,27 @@ pub struct PipelineConfig {
     /// (`memory_budget::image_budget` of the function's memory): an image whose estimated peak is
     /// over it is refused from its header.
     pub memory_budget: u64,
+}
+
+impl Default for PipelineConfig {
+    /// What the function runs with when no setting is given (`from_env` of an empty environment):
+    /// the default variants, JPEG q85 optimised for size with WebP and AVIF beside it, the default
+    /// limits and the budget of the template's memory size.
+    fn default() -> Self {
+        PipelineConfig {
+            variants: domain::image::parse_variants(domain::image::DEFAULT_VARIANTS)
+                .unwrap_or_default(),
+            jpeg_quality: 85,
+            optimize: Optimize::Size,
+            webp_quality: Some(webp::DEFAULT_QUALITY),
+            avif_quality: Some(avif::DEFAULT_QUALITY),
+            max_pixels: crate::limits::DEFAULT_MAX_PIXELS,
+            max_pixels_per_byte: crate::limits::DEFAULT_MAX_PIXELS_PER_BYTE,
+            max_decode_bytes: crate::limits::DEFAULT_MAX_DECODE_BYTES,
+            background: [255, 255, 255],
+            memory_budget: memory_budget::image_budget(memory_budget::DEFAULT_FUNCTION_MEMORY_MB),
+        }
+    }
 }
 
 impl PipelineConfig {
@@ -220,61 +243,6 @@ struct Source {
     /// Decoding took little work next to encoding a large variant (a baseline JPEG, reduced while
     /// decoding): see `jpeg_encoding`.
     cheap_decode: bool,
-}
-
-/// Why an image cannot be processed. All of these are permanent: retrying cannot help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImageError {
-    #[error("the object is empty")]
-    Empty,
-    #[error("the object is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: u64, limit: u64 },
-    #[error("not a supported image (JPEG, PNG, WebP, GIF, BMP or TIFF)")]
-    Unsupported,
-    #[error("{width}x{height} is over the {limit}-pixel limit")]
-    TooManyPixels { width: u32, height: u32, limit: u64 },
-    #[error(
-        "{width}x{height} pixels from a {bytes}-byte file is over {limit} pixels per byte (a decompression bomb?)"
-    )]
-    TooManyPixelsPerByte {
-        width: u32,
-        height: u32,
-        bytes: u64,
-        limit: u64,
-    },
-    #[error("decoding would need more memory than the {0}-byte limit")]
-    TooMuchMemory(u64),
-    #[error(
-        "processing would hold about {needed} bytes at its peak, over the {budget} bytes one image may use in this function's memory"
-    )]
-    TooLargeForMemory { needed: u64, budget: u64 },
-    #[error("the image is truncated (an incomplete upload?)")]
-    Truncated,
-    #[error("the image is corrupt: {0}")]
-    Corrupt(String),
-    #[error("the decoder failed unexpectedly on this file")]
-    DecoderPanic,
-    #[error("encoding failed: {0}")]
-    Encode(String),
-}
-
-impl ImageError {
-    /// A short stable code for logs and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ImageError::Empty => "EMPTY",
-            ImageError::TooLarge { .. } => "TOO_LARGE",
-            ImageError::Unsupported => "UNSUPPORTED_FORMAT",
-            ImageError::TooManyPixels { .. } => "TOO_MANY_PIXELS",
-            ImageError::TooManyPixelsPerByte { .. } => "TOO_MANY_PIXELS_PER_BYTE",
-            ImageError::TooMuchMemory(_) => "TOO_MUCH_MEMORY",
-            ImageError::TooLargeForMemory { .. } => "IMAGE_TOO_LARGE_FOR_MEMORY",
-            ImageError::Truncated => "TRUNCATED",
-            ImageError::Corrupt(_) => "CORRUPT",
-            ImageError::DecoderPanic => "DECODER_PANIC",
-            ImageError::Encode(_) => "ENCODE_FAILED",
-        }
-    }
 }
 
 fn format_name(format: ImageFormat) -> Option<&'static str> {
@@ -511,37 +479,6 @@ fn turns(orientation: Orientation) -> bool {
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     )
-}
-
-/// The bounds every decoder checks as soon as it knows the size, before allocating pixels.
-pub(crate) fn check_pixels(
-    width: u32,
-    height: u32,
-    input_bytes: usize,
-    max_pixels: u64,
-    max_pixels_per_byte: u64,
-) -> Result<(), ImageError> {
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(ImageError::TooManyPixels {
-            width,
-            height,
-            limit: max_pixels,
-        });
-    }
-    let bytes = input_bytes as u64;
-    if pixels > max_pixels_per_byte.saturating_mul(bytes) {
-        return Err(ImageError::TooManyPixelsPerByte {
-            width,
-            height,
-            bytes,
-            limit: max_pixels_per_byte,
-        });
-    }
-    if width == 0 || height == 0 {
-        return Err(ImageError::Corrupt("the image has no pixels".into()));
-    }
-    Ok(())
 }
 
 /// A GIF's first frame, as the generic decoder composes it (on its logical screen, transparent
@@ -1096,7 +1033,7 @@ mod tests {
         assert!(gifs.len() >= 8, "{gifs:?}");
         let config = PipelineConfig {
             background: [250, 40, 120],
-            ..PipelineConfig::from_env(&adapters::Env::from_pairs(&[])).unwrap()
+            ..PipelineConfig::default()
         };
         for path in gifs {
             let bytes = std::fs::read(&path).unwrap();
@@ -1142,15 +1079,11 @@ mod tests {
             .unwrap();
         let config = PipelineConfig {
             variants: domain::image::parse_variants(variants).unwrap(),
-            jpeg_quality: 85,
-            optimize: Optimize::Size,
             webp_quality: Some(80),
             avif_quality: Some(80),
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
-            background: [255, 255, 255],
             memory_budget: u64::MAX,
+            ..PipelineConfig::default()
         };
         let before = jpeg::ENCODES.with(|n| n.get());
         let out = process_image(&png, &config).unwrap();
@@ -1166,15 +1099,11 @@ mod tests {
         .unwrap();
         let config = PipelineConfig {
             variants: domain::image::parse_variants("t:150").unwrap(),
-            jpeg_quality: 85,
-            optimize: Optimize::Size,
             webp_quality: None,
             avif_quality: None,
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
             max_decode_bytes: 1 << 30,
-            background: [255, 255, 255],
             memory_budget: u64::MAX,
+            ..PipelineConfig::default()
         };
         let before = PALETTE_CHECKS.with(|n| n.get());
         let error = process_image(&bytes, &config).unwrap_err();

@@ -20,9 +20,10 @@ use libwebp_sys::{
     WebPFreeDecBuffer, WebPGetFeatures, WebPInitDecoderConfig, WEBP_CSP_MODE,
 };
 
+use crate::error::ImageError;
 use crate::jpeg::{scale_numerator, DecodeLimits};
 use crate::memory_budget::{self, Peak, Shape};
-use crate::pipeline::{lanczos3, resize, ImageError};
+use crate::pipeline::{lanczos3, resize};
 
 pub(crate) struct Decoded {
     /// RGBA (4 bytes a pixel, straight alpha) when the file has alpha, else RGB.
