@@ -22,7 +22,7 @@ FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup bench-tracing bench-corpus bench-photos bench-formats build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+.PHONY: help setup dashboard bench-tracing bench-corpus bench-photos bench-formats build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
         demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
@@ -82,6 +82,9 @@ lint: setup ## fmt check, clippy -D warnings, template lint, CI workflows and th
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory template-lint
 	@$(MAKE) --no-print-directory ci-lint
+
+dashboard: ## Regenerate the operations dashboard in template.yaml from the metric catalogue (tests/src/dashboard.rs)
+	UPDATE_DASHBOARD=1 cargo test --quiet -p integration-tests --test template the_dashboard_is_generated_from_the_metric_catalogue
 
 template-lint: setup ## cfn-lint (with serverless rules) and checkov on template.yaml
 	cfn-lint template.yaml

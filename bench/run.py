@@ -268,9 +268,9 @@ def lambda_report(lam):
                      f"{warm_growth:+.2f} MiB |")
     lines += ["", "Lambda sends a new X-Ray trace id with every invocation and `lambda_runtime` (1.5) stores it with "
               "`setenv(\"_X_AMZN_TRACE_ID\", ...)` each time. glibc's `setenv` never frees a value it was given, so "
-              "this used to keep about 110 bytes per invocation (+1.0 MiB from invocation 1,000 to 10,000 in the "
+              "glibc's alone keeps about 110 bytes per invocation (+1.0 MiB from invocation 1,000 to 10,000 in the "
               "report of 2026-11-23, while a control run with one fixed trace id stayed flat). "
-              "`adapters::trace_env` now gives the process its own `setenv` for that one variable (a fixed buffer "
+              "The process has its own `setenv` for that one variable (a fixed buffer "
               "installed with `putenv`; its test fails without it). What grows before invocation 1,000 is the "
               "allocator and the connection pool warming up, not a leak."]
     lines += ["", "### Package size", "",

@@ -146,7 +146,7 @@ def tour_images(stack, clients):
         original = (IMAGES / file).stat().st_size
         for variant in ("thumbnail", "small", "medium", "large"):
             try:
-                # <variant>/<the whole source key>.jpg (README, image-compressor)
+                # <variant>/<the whole source key>.jpg (functions/image-compressor/README.md)
                 head = s3.head_object(Bucket=destination, Key=f"{variant}/{key}.jpg")
             except s3.exceptions.ClientError:
                 continue

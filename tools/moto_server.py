@@ -16,7 +16,7 @@ are removed (`transactions_snapshot_only_their_items`, `sqs_costs_less_per_messa
 thousand orders then runs in minutes, not hours.
 
 The emulator's CloudFormation is made to do what CloudFormation does where the suite's stack needs
-it and moto 5.2 falls short (`add_missing_cloudformation`): the resource types `AWS::Lambda::Alias`,
+it and moto 5.2 falls short (`add_missing_cloudformation`, one named function per gap): the resource types `AWS::Lambda::Alias`,
 `AWS::SecretsManager::Secret` and `AWS::CloudWatch::Alarm` (one metric or metric math); a version's `Version`
 attribute; the `.fifo` suffix on a FIFO queue's generated name; outputs after a change set; and
 an update that keeps parameters (UsePreviousValue) being seen as no change. What else moto cannot
@@ -151,23 +151,20 @@ def sqs_costs_less_per_message() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
-def add_missing_cloudformation() -> None:
-    """Resource types and behaviours of CloudFormation the suite's stack needs (see the docstring)."""
-    import secrets
-    import string
+# moto finds CloudFormation models among `CloudFormationModel`'s subclasses, which Python holds weakly:
+# every model added here is also kept in this list so it cannot be collected.
+ADDED_MODELS = []
 
-    from moto.awslambda.models import LambdaVersion, lambda_backends
-    from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
-    from moto.cloudformation import parsing
-    from moto.cloudformation.models import CloudFormationBackend, Stack
+
+def cloudformation_creates_lambda_aliases() -> None:
+    """AWS::Lambda::Alias, which moto 5.2's CloudFormation cannot create: every event source of the
+    stack invokes a function's `live` alias (AutoPublishAlias). Ref is the alias ARN; moving the alias
+    to a new version is an update."""
+    from moto.awslambda.models import lambda_backends
     from moto.core.common_models import CloudFormationModel
-    from moto.secretsmanager.models import secretsmanager_backends
-    from moto.sqs.models import Queue
 
-    # moto files each model under the service its module names.
     class StackAlias(CloudFormationModel):
-        """AWS::Lambda::Alias: Ref is the alias ARN; moving it to a new version is an update."""
-
+        # moto files each model under the service its module names.
         __module__ = "moto.awslambda.stack_alias"
 
         def __init__(self, alias):
@@ -212,9 +209,20 @@ def add_missing_cloudformation() -> None:
             p = cloudformation_json["Properties"]
             lambda_backends[account_id][region_name].delete_alias(p["Name"], p["FunctionName"])
 
-    class StackSecret(CloudFormationModel):
-        """AWS::SecretsManager::Secret: Ref is the ARN; GenerateSecretString draws a random value."""
+    ADDED_MODELS.append(StackAlias)
 
+
+def cloudformation_creates_generated_secrets() -> None:
+    """AWS::SecretsManager::Secret, which moto 5.2's CloudFormation cannot create: the stack generates
+    the key that signs user-api's page tokens. Ref is the ARN; GenerateSecretString draws a random value
+    from the alphabet it describes, as CloudFormation does."""
+    import secrets
+    import string
+
+    from moto.core.common_models import CloudFormationModel
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    class StackSecret(CloudFormationModel):
         __module__ = "moto.secretsmanager.stack_secret"
 
         def __init__(self, arn):
@@ -264,32 +272,43 @@ def add_missing_cloudformation() -> None:
             backend = secretsmanager_backends[account_id][region_name]
             backend.delete_secret(resource_name, recovery_window_in_days=None, force_delete_without_recovery=True)
 
-    def metric_queries(metrics):
-        """An alarm's `Metrics` (metric math) as PutMetricAlarm takes them; None for one metric."""
-        if not metrics:
-            return None
-        queries = []
-        for m in metrics:
-            stat = m.get("MetricStat")
-            metric_stat = None
-            if stat:
-                metric = stat["Metric"]
-                metric_stat = MetricStat(
-                    metric=Metric(
-                        metric_name=metric["MetricName"], namespace=metric.get("Namespace"),
-                        dimensions=[Dimension(d["Name"], d.get("Value", "")) for d in metric.get("Dimensions", [])],
-                    ),
-                    period=stat.get("Period"), stat=stat.get("Stat"), unit=stat.get("Unit"),
-                )
-            queries.append(MetricDataQuery(
-                query_id=m["Id"], label=m.get("Label"), period=m.get("Period"),
-                return_data=m.get("ReturnData", True), expression=m.get("Expression"), metric_stat=metric_stat,
-            ))
-        return queries
+    ADDED_MODELS.append(StackSecret)
+
+
+def alarm_metric_queries(metrics):
+    """An alarm's `Metrics` (metric math) as moto's PutMetricAlarm takes them; None for one metric."""
+    from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat
+
+    if not metrics:
+        return None
+    queries = []
+    for m in metrics:
+        stat = m.get("MetricStat")
+        metric_stat = None
+        if stat:
+            metric = stat["Metric"]
+            metric_stat = MetricStat(
+                metric=Metric(
+                    metric_name=metric["MetricName"], namespace=metric.get("Namespace"),
+                    dimensions=[Dimension(d["Name"], d.get("Value", "")) for d in metric.get("Dimensions", [])],
+                ),
+                period=stat.get("Period"), stat=stat.get("Stat"), unit=stat.get("Unit"),
+            )
+        queries.append(MetricDataQuery(
+            query_id=m["Id"], label=m.get("Label"), period=m.get("Period"),
+            return_data=m.get("ReturnData", True), expression=m.get("Expression"), metric_stat=metric_stat,
+        ))
+    return queries
+
+
+def cloudformation_creates_alarms() -> None:
+    """AWS::CloudWatch::Alarm (one metric or metric math), which moto 5.2's CloudFormation skips: the
+    stack's alarms, the rollout alarms its deployment groups name among them. Ref is the name, `Arn`
+    the ARN."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.common_models import CloudFormationModel
 
     class StackAlarm(CloudFormationModel):
-        """AWS::CloudWatch::Alarm (one metric or metric math): Ref is the name, `Arn` the ARN."""
-
         __module__ = "moto.cloudwatch.stack_alarm"
 
         def __init__(self, alarm):
@@ -327,7 +346,7 @@ def add_missing_cloudformation() -> None:
                 dimensions=[{"Name": d["Name"], "Value": d.get("Value", "")} for d in p.get("Dimensions", [])],
                 alarm_actions=p.get("AlarmActions", []),
                 ok_actions=p.get("OKActions", []), treat_missing_data=p.get("TreatMissingData"),
-                metric_data_queries=metric_queries(p.get("Metrics")),
+                metric_data_queries=alarm_metric_queries(p.get("Metrics")),
                 datapoints_to_alarm=int(p["DatapointsToAlarm"]) if "DatapointsToAlarm" in p else None,
             )
             return cls(alarm)
@@ -342,11 +361,23 @@ def add_missing_cloudformation() -> None:
         def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
             cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
 
-    # An alias names its version by `!GetAtt <Version>.Version`.
+    ADDED_MODELS.append(StackAlarm)
+
+
+def cloudformation_resolves_version_numbers() -> None:
+    """A Lambda version's `Version` attribute, which moto 5.2 does not resolve: an alias names its version
+    by `!GetAtt <Version>.Version`, and so do the rollout alarms' `ExecutedVersion` dimension."""
+    from moto.awslambda.models import LambdaVersion
+
     LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")
     LambdaVersion.get_cfn_attribute = lambda self, attribute_name: self.version
 
-    # CloudFormation names a FIFO queue it names itself with the required `.fifo` suffix.
+
+def cloudformation_names_fifo_queues_fifo() -> None:
+    """CloudFormation names a FIFO queue it names itself with the `.fifo` suffix SQS requires; moto 5.2
+    does not, and then refuses the queue. The payment queue is one."""
+    from moto.sqs.models import Queue
+
     create_queue = Queue.create_from_cloudformation_json.__func__
 
     def create_fifo_aware(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -356,7 +387,13 @@ def add_missing_cloudformation() -> None:
         return create_queue(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
     Queue.create_from_cloudformation_json = classmethod(create_fifo_aware)
-    # A stack created or updated through a change set gets its outputs, as through CreateStack.
+
+
+def change_sets_resolve_outputs() -> None:
+    """A stack created or updated through a change set (as `sam deploy` does) gets its outputs, as one
+    created by CreateStack does; moto 5.2 leaves them unresolved."""
+    from moto.cloudformation.models import CloudFormationBackend
+
     execute_change_set = CloudFormationBackend.execute_change_set
 
     def execute_and_resolve_outputs(self, change_set_name, stack_name=None):
@@ -368,8 +405,14 @@ def add_missing_cloudformation() -> None:
 
     CloudFormationBackend.execute_change_set = execute_and_resolve_outputs
 
-    # An update that keeps a parameter (UsePreviousValue) passes its resolved value back: a list
-    # parameter arrives as a list, and numbers as numbers. Compare and load values as text.
+
+def kept_parameters_are_no_change() -> None:
+    """An update that keeps a parameter (UsePreviousValue, as a `sam deploy` rerun does) passes its
+    resolved value back: a list parameter arrives as a list, and numbers as numbers, so moto 5.2 sees a
+    change where there is none. Compare and load values as text."""
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import Stack
+
     def as_text(value):
         return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
@@ -386,6 +429,20 @@ def add_missing_cloudformation() -> None:
         load_parameters(self)
 
     parsing.ResourceMap.load_parameters = load_text_parameters
+
+
+def add_missing_cloudformation() -> None:
+    """What CloudFormation does, where the suite's stack needs it and moto 5.2 falls short."""
+    from moto.cloudformation import parsing
+
+    cloudformation_creates_lambda_aliases()
+    cloudformation_creates_generated_secrets()
+    cloudformation_creates_alarms()
+    cloudformation_resolves_version_numbers()
+    cloudformation_names_fifo_queues_fifo()
+    change_sets_resolve_outputs()
+    kept_parameters_are_no_change()
+    # moto caches the models it found; the ones added above must be found.
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()

@@ -1,7 +1,8 @@
 """A LOCAL STAND-IN for the external payment service: not part of the suite, never deployed.
 
 In production a card processor (or a payments team's service) sits behind the payment queue. This
-script plays it for `make demo` and local runs, honouring the contract README states for it:
+script plays it for `make demo` and local runs, honouring the contract that
+functions/order-processor/README.md states for it:
 
 - it reads payment requests from the payment queue (`PaymentQueue`, FIFO);
 - it charges at most once per `idempotency_key` (the order id): a repeated request gets the answer

@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, one function per target. `fuzz_targets/*.rs` hand them libFuzzer's
-//! input; `tests/tests/fuzz_regressions.rs` replays every checked-in input through the same
+//! input; `tests/tests/suite/fuzz_regressions.rs` replays every checked-in input through the same
 //! functions on the stable toolchain, so a crash once found stays fixed.
 //!
 //! Each function panics only when the code under test breaks a promise: a panic inside it, a 5xx

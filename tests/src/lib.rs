@@ -18,8 +18,12 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
+pub mod dashboard;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod template;
+
+pub use template::translated_template;
 
 pub struct Emulator {
     pub endpoint: String,
@@ -45,30 +49,6 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()
-}
-
-/// A template text as CloudFormation runs it: the AWS::Serverless transform applied
-/// (`tools/local_stack.py translate`, samtranslator, from the project's venv).
-pub fn translated_template(text: &str) -> serde_json::Value {
-    let path = std::env::temp_dir().join(format!(
-        "template-{}-{:x}.yaml",
-        std::process::id(),
-        text.len() ^ text.bytes().map(usize::from).sum::<usize>()
-    ));
-    std::fs::write(&path, text).unwrap();
-    let run = Command::new(workspace_root().join(".venv/bin/python"))
-        .arg(workspace_root().join("tools/local_stack.py"))
-        .args(["translate", "--template"])
-        .arg(&path)
-        .output()
-        .expect("run local_stack.py translate");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).unwrap()
 }
 
 fn python() -> PathBuf {

@@ -8,7 +8,8 @@
 // URI, so the cache key (the URI alone) holds one normalised value per format instead of every
 // distinct `Accept` header, and a JPEG URL without `formats` is never rewritten: no request is ever
 // sent to an object that was not written. Other requests (manifests, explicit .webp or .avif URLs)
-// pass unchanged. template.yaml holds a copy of this file (tests/tests/delivery.rs checks it).
+// pass unchanged. template.yaml holds a copy of this file
+// (tests/tests/image-compressor/delivery.rs checks it).
 
 // Most compact first: the first one the browser accepts and the variant has wins.
 var PREFERENCE = [

@@ -60,6 +60,9 @@ fn cache_control(raw: Option<String>) -> Result<String, ConfigError> {
 /// The formats written by default (`FORMATS`): the JPEG every client reads, and the modern formats
 /// beside it wherever they are smaller.
 pub const DEFAULT_FORMATS: &str = "avif,webp,jpeg";
+/// The qualities the formats are written at unless `WEBP_QUALITY` / `AVIF_QUALITY` say otherwise.
+pub const DEFAULT_WEBP_QUALITY: u8 = webp::DEFAULT_QUALITY;
+pub const DEFAULT_AVIF_QUALITY: u8 = avif::DEFAULT_QUALITY;
 
 /// `FORMATS`, checked: which of WebP and AVIF are written beside the JPEG, which is always written
 /// (the fallback every client reads) and must be listed.

@@ -1,4 +1,5 @@
-//! image-compressor: S3 `ObjectCreated` → download → JPEG variants → upload to the destination bucket.
+//! image-compressor: S3 `ObjectCreated` → download → JPEG variants (and AVIF, WebP where smaller,
+//! per `FORMATS`) → upload to the destination bucket.
 //!
 //! Each record stands alone: a bad image is logged and skipped (retrying cannot help), an object
 //! that is already done (every variant carries the current object's ETag) costs only HEAD requests,
@@ -67,8 +68,8 @@ pub struct Compressor<S> {
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Variant objects written (the count: one per variant, two with WebP; the manifest is not
-    /// counted); others may have existed already.
+    /// Variant files written (the count: each variant's JPEG, and its AVIF and WebP where written;
+    /// the manifest is not counted); others may have existed already.
     Written(usize),
     /// Every variant already exists for this version of the object (its manifest is written if it
     /// was missing).

@@ -769,15 +769,17 @@ fn manifest_of(store: &InMemoryObjectStore, source_key: &str) -> Value {
 async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
     let mut with_webp = settings();
     with_webp.pipeline.webp_quality = Some(80);
+    with_webp.pipeline.avif_quality = Some(70);
     let c = Compressor::new(InMemoryObjectStore::default(), with_webp);
     c.store.insert(
         SOURCE,
         "photos/garden.jpg",
         image("good/garden-2560x1600.jpg"),
     );
-    // The manifest is the last object written: when the eighth variant is written, it is not there.
+    // The manifest is the last object written: when the twelfth file (4 variants in AVIF, WebP and
+    // JPEG: each smaller than the JPEG here) is written, it is not there.
     let last_variant_put = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    for _ in 0..8 {
+    for _ in 0..12 {
         let seen = last_variant_put.clone();
         c.store.before_next("put", move |s| {
             seen.lock()
@@ -787,10 +789,10 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
     }
     assert_eq!(
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
-        [RecordOutcome::Written(8)]
+        [RecordOutcome::Written(12)]
     );
-    assert_eq!(*last_variant_put.lock().unwrap(), [false; 8]);
-    assert_eq!(c.store.faults.calls("put"), 8 + 1);
+    assert_eq!(*last_variant_put.lock().unwrap(), [false; 12]);
+    assert_eq!(c.store.faults.calls("put"), 12 + 1);
 
     let source = c.store.object(SOURCE, "photos/garden.jpg").unwrap();
     let manifest = manifest_of(&c.store, "photos/garden.jpg");
@@ -804,7 +806,7 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
         .iter()
         .map(|g| g["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["image/webp", "image/jpeg"]);
+    assert_eq!(types, ["image/avif", "image/webp", "image/jpeg"]);
     // Every listed image is an object with that type, size and dimensions.
     for group in manifest["formats"].as_array().unwrap() {
         let images = group["images"].as_array().unwrap();
@@ -828,7 +830,7 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
     }
     assert_eq!(
         manifest["fallback"]["src"],
-        "/large/photos/garden.jpg.jpg?formats=webp"
+        "/large/photos/garden.jpg.jpg?formats=avif.webp"
     );
     let stored = c
         .store
@@ -845,7 +847,7 @@ async fn the_manifest_lists_every_variant_as_stored_and_is_written_last() {
         c.handle(event("s3-put-emulator.json")).await.unwrap(),
         [RecordOutcome::AlreadyDone]
     );
-    assert_eq!(c.store.faults.calls("put"), 8 + 1);
+    assert_eq!(c.store.faults.calls("put"), 12 + 1);
 }
 
 #[tokio::test]

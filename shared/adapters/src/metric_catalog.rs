@@ -1,7 +1,7 @@
 //! Every business metric the suite emits: one namespace (`telemetry::METRICS_NAMESPACE`), the
 //! dimensions each carries besides `service`, and the function that emits it. Code emits through
 //! these names, and each function's tests capture what it really emits and compare it with this
-//! table, so a renamed metric or dimension is a conscious change here (and in README's table).
+//! table, so a renamed metric or dimension is a conscious change here (and in docs/operations.md's table).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_catalog_pins_every_name_and_dimension() {
-        // A rename is a conscious change: this list, README's metrics table and dashboards.
+        // A rename is a conscious change: this list, docs/operations.md's metrics table and dashboards.
         let pinned: Vec<String> = CATALOG
             .iter()
             .map(|m| format!("{}[{}] {}", m.name, m.dimensions.join(","), m.unit))

@@ -1,7 +1,7 @@
 //! Replays every checked-in fuzz input (seeds and past findings under `fuzz/regressions/`, plus the
 //! project's sample events and test images) through the fuzz targets' own bodies, on stable.
 
-#[path = "../../fuzz/src/lib.rs"]
+#[path = "../../../fuzz/src/lib.rs"]
 mod targets;
 
 use std::path::Path;

@@ -29,7 +29,7 @@ const STATEFUL: &[(&str, Protection)] = &[
     ("AWS::KMS::Key", Protection::PoliciesOnly),
 ];
 
-/// Types examined and judged not to hold state worth retaining (README "Tearing down a stack").
+/// Types examined and judged not to hold state worth retaining (docs/deploy.md "What a deletion keeps").
 const STATELESS: &[&str] = &[
     // Configuration, rebuilt identically from the template.
     "AWS::ApiGatewayV2::Api",

@@ -13,7 +13,7 @@ use integration_tests as h;
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
-/// What moto 5.2's CloudFormation cannot create (README "Deploy" says what each one means).
+/// What moto 5.2's CloudFormation cannot create (docs/deploy.md, "What the emulator leaves out", says what each one means).
 const LEFT_OUT_BY_THE_EMULATOR: &[&str] = &[
     "AWS::ApiGatewayV2::Api",
     "AWS::ApiGatewayV2::Stage",
@@ -129,13 +129,13 @@ async fn sam_deploy_creates_the_stack_then_changes_nothing_then_updates_a_parame
         .collect();
     assert_eq!(
         skipped, LEFT_OUT_BY_THE_EMULATOR,
-        "the resource types the emulator leaves out changed: update README \"Deploy\" and this list"
+        "the resource types the emulator leaves out changed: update docs/deploy.md and this list"
     );
     // An output reading an attribute of a left-out resource would fail the emulator's stack.
     assert_eq!(
         summary["outputs_left_out"],
         serde_json::json!(["VariantsDomainName"]),
-        "outputs left out of the local stack changed: update README \"Deploy\" and this list"
+        "outputs left out of the local stack changed: update docs/deploy.md and this list"
     );
     let outside = names_outside_the_stack(&summary["functions"], &summary["resources"]);
     assert!(

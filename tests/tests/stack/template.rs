@@ -5,189 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use adapters::Env;
-use integration_tests::{translated_template as translated, workspace_root};
+use integration_tests::template::{
+    alarm_on_function, alarm_on_queue, event_source_targets, functions, load as template, of_type,
+    placeholders, resolve, resource_of, resources, rules_accept, sources_not_on_an_alias, tag,
+    Function, Grant,
+};
+use integration_tests::{dashboard, translated_template as translated, workspace_root};
 use serde_yaml::Value;
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
-}
-
-/// `!Ref X`, `!GetAtt X.Attr` → ("Ref"/"GetAtt", "X..."), for tagged CloudFormation values.
-fn tag(v: &Value) -> Option<(String, String)> {
-    match v {
-        Value::Tagged(t) => Some((
-            t.tag.to_string().trim_start_matches('!').to_string(),
-            t.value.as_str().unwrap_or_default().to_string(),
-        )),
-        _ => None,
-    }
-}
-
-fn resources(t: &Value) -> &serde_yaml::Mapping {
-    t["Resources"].as_mapping().unwrap()
-}
-
-/// (logical resource, IAM action): `UsersTable/index` stands for the table's indexes.
-type Grant = (String, String);
-
-struct Function {
-    id: String,
-    binary: String,
-    env: BTreeMap<String, Value>,
-    grants: BTreeSet<Grant>,
-    props: Value,
-}
-
-/// The `${...}` placeholders of a `!Sub` string.
-fn placeholders(text: &str) -> Vec<&str> {
-    text.split("${")
-        .skip(1)
-        .filter_map(|part| part.split_once('}').map(|(inner, _)| inner))
-        .collect()
-}
-
-/// The logical resource a value names: `!Ref X`, `!GetAtt X.Arn`, `!Sub "${X.Arn}/index/..."`
-/// (`X/index`), `!Sub "${X.Arn}/*"` (`X`), or a bucket named by the same `!Sub` as its `BucketName`
-/// (the upload bucket is named, not referenced, to keep the S3 trigger free of a cycle).
-fn resource_of(t: &Value, v: &Value) -> String {
-    let (kind, text) = tag(v).unwrap_or_else(|| panic!("{v:?} names no stack resource"));
-    match kind.as_str() {
-        "Ref" => text,
-        "GetAtt" => text.trim_end_matches(".Arn").to_string(),
-        "Sub" => {
-            if let Some(id) = placeholders(&text)
-                .into_iter()
-                .find_map(|p| p.strip_suffix(".Arn"))
-            {
-                return if text.contains("/index/") {
-                    format!("{id}/index")
-                } else {
-                    id.to_string()
-                };
-            }
-            resources(t)
-                .iter()
-                .find_map(|(id, r)| {
-                    tag(&r["Properties"]["BucketName"])
-                        .filter(|(k, name)| k == "Sub" && text.contains(name.as_str()))
-                        .map(|_| id.as_str().unwrap().to_string())
-                })
-                .unwrap_or_else(|| panic!("!Sub {text:?} names no stack resource"))
-        }
-        other => panic!("!{other} {text:?} names no stack resource"),
-    }
-}
-
-fn functions(t: &Value) -> Vec<Function> {
-    let globals: BTreeMap<String, Value> = t["Globals"]["Function"]["Environment"]["Variables"]
-        .as_mapping()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (id, r) in resources(t) {
-        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let props = r["Properties"].clone();
-        let mut env = globals.clone();
-        if let Some(vars) = props["Environment"]["Variables"].as_mapping() {
-            for (k, v) in vars {
-                env.insert(k.as_str().unwrap().to_string(), v.clone());
-            }
-        }
-        let mut grants = BTreeSet::new();
-        for policy in props["Policies"].as_sequence().into_iter().flatten() {
-            for (name, body) in policy.as_mapping().unwrap() {
-                // SAM's policy templates grant more than the code calls (Scan, batches, ...).
-                assert_eq!(
-                    name.as_str(),
-                    Some("Statement"),
-                    "{id:?}: inline statements only, so every grant is one the code uses"
-                );
-                for statement in body.as_sequence().unwrap() {
-                    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
-                    assert_ne!(
-                        statement["Resource"].as_str(),
-                        Some("*"),
-                        "{id:?}: no * resources"
-                    );
-                    let actions: Vec<String> = match &statement["Action"] {
-                        Value::String(a) => vec![a.clone()],
-                        Value::Sequence(list) => list
-                            .iter()
-                            .map(|a| a.as_str().unwrap().to_string())
-                            .collect(),
-                        other => panic!("unexpected Action {other:?}"),
-                    };
-                    for action in &actions {
-                        assert!(!action.contains('*'), "{id:?}: no wildcard action {action}");
-                        grants.insert((resource_of(t, &statement["Resource"]), action.clone()));
-                    }
-                }
-            }
-        }
-        out.push(Function {
-            id: id.as_str().unwrap().to_string(),
-            binary: r["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-            env,
-            grants,
-            props,
-        });
-    }
-    out
-}
-
-/// A value for an environment variable as the deployed function would see it: parameter defaults,
-/// literals, and plausible stand-ins for resource references.
-fn resolve(t: &Value, name: &str, v: &Value) -> String {
-    // Tags first: serde_yaml's `as_str` looks through `!Ref X` and would return "X".
-    match tag(v) {
-        Some((kind, target)) if kind == "Ref" => {
-            let default = &t["Parameters"][target.as_str()]["Default"];
-            if let Some(s) = default.as_str() {
-                return s.to_string();
-            }
-            if let Some(n) = default.as_u64() {
-                return n.to_string();
-            }
-        }
-        Some(_) => {}
-        None => {
-            if let Some(s) = v.as_str() {
-                return s.to_string();
-            }
-            if let Some(n) = v.as_u64() {
-                return n.to_string();
-            }
-        }
-    }
-    // SQS names a FIFO queue `<name>.fifo`, whoever generates the name.
-    let fifo = tag(v)
-        .filter(|(kind, _)| kind == "Ref")
-        .is_some_and(|(_, target)| {
-            t["Resources"][target.as_str()]["Properties"]["FifoQueue"].as_bool() == Some(true)
-        });
-    match name {
-        n if n.ends_with("_URL") => format!(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/{}{}",
-            n.to_lowercase(),
-            if fifo { ".fifo" } else { "" }
-        ),
-        n if n.ends_with("_ARN") => {
-            format!("arn:aws:sns:us-east-1:123456789012:{}", n.to_lowercase())
-        }
-        n if n.contains("ORIGINS") => "https://app.example.com".into(),
-        n => format!("stack-{}", n.to_lowercase().replace('_', "-")),
-    }
-}
 
 /// Reads the function's configuration the way its `main` does; returns the names it looked up.
 fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
@@ -259,7 +83,12 @@ fn every_function_binary_exists_in_the_workspace() {
 #[test]
 fn environment_variables_match_what_the_code_reads() {
     let t = template();
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let read_doc = |path: &str| {
+        std::fs::read_to_string(workspace_root().join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let configuration = read_doc("docs/configuration.md");
+    let mut read_by: Vec<(String, BTreeSet<String>)> = Vec::new();
     for f in functions(&t) {
         let values: Vec<(String, String)> = f
             .env
@@ -289,10 +118,26 @@ fn environment_variables_match_what_the_code_reads() {
             "{}: the code reads variables the template does not set: {unset:?}",
             f.id
         );
-        for name in &read {
+        read_by.push((f.binary.clone(), read));
+    }
+    // Every variable is in the configuration page; one that not every function reads is also in
+    // the README of each function that reads it.
+    let shared: BTreeSet<String> = read_by
+        .iter()
+        .map(|(_, read)| read.clone())
+        .reduce(|a, b| a.intersection(&b).cloned().collect())
+        .unwrap_or_default();
+    for (binary, read) in &read_by {
+        let readme_path = format!("functions/{binary}/README.md");
+        let readme = read_doc(&readme_path);
+        for name in read {
             assert!(
-                readme.contains(&format!("`{name}`")),
-                "{name} is not documented in README.md"
+                configuration.contains(&format!("`{name}`")),
+                "{name} is not documented in docs/configuration.md"
+            );
+            assert!(
+                shared.contains(name) || readme.contains(&format!("`{name}`")),
+                "{name} ({binary} reads it) is not documented in {readme_path}"
             );
         }
     }
@@ -441,51 +286,6 @@ fn the_grant_check_catches_an_over_grant_and_a_missing_grant() {
     }
 }
 
-/// A tiny evaluator for the intrinsic functions `Rules` use, over parameter values.
-fn eval(v: &Value, params: &BTreeMap<&str, &str>) -> Value {
-    match tag(v) {
-        Some((kind, name)) if kind == "Ref" => Value::String(params[name.as_str()].to_string()),
-        Some(_) => {
-            let Value::Tagged(tagged) = v else {
-                unreachable!()
-            };
-            let args: Vec<Value> = tagged
-                .value
-                .as_sequence()
-                .unwrap()
-                .iter()
-                .map(|a| eval(a, params))
-                .collect();
-            Value::Bool(match tagged.tag.to_string().trim_start_matches('!') {
-                "Equals" => args[0] == args[1],
-                "Not" => !args[0].as_bool().unwrap(),
-                "And" => args.iter().all(|a| a.as_bool().unwrap()),
-                "Or" => args.iter().any(|a| a.as_bool().unwrap()),
-                other => panic!("no evaluator for !{other}"),
-            })
-        }
-        None => v.clone(),
-    }
-}
-
-/// Whether CloudFormation would accept these parameters under the template's `Rules`.
-fn rules_accept(t: &Value, params: &BTreeMap<&str, &str>) -> bool {
-    t["Rules"]
-        .as_mapping()
-        .into_iter()
-        .flatten()
-        .all(|(_, rule)| {
-            let applies = rule["RuleCondition"].is_null()
-                || eval(&rule["RuleCondition"], params).as_bool().unwrap();
-            !applies
-                || rule["Assertions"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .all(|a| eval(&a["Assert"], params).as_bool().unwrap())
-        })
-}
-
 #[test]
 fn alarms_must_reach_someone_in_prod() {
     let t = template();
@@ -625,36 +425,6 @@ fn kms_grants_to_services_are_pinned_to_this_account() {
         }
     }
     assert!(checked >= 2);
-}
-
-fn alarm_on_queue(t: &Value, queue: &str) -> bool {
-    resources(t).values().any(|r| {
-        r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
-            && r["Properties"]["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
-            && r["Properties"]["Dimensions"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-                .any(|d| {
-                    tag(&d["Value"]).is_some_and(|(kind, target)| {
-                        kind == "GetAtt" && target == format!("{queue}.QueueName")
-                    })
-                })
-    })
-}
-
-fn alarm_on_function(t: &Value, function: &str, metric: &str) -> bool {
-    resources(t).values().any(|r| {
-        r["Properties"]["MetricName"].as_str() == Some(metric)
-            && r["Properties"]["Dimensions"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-                .any(|d| {
-                    tag(&d["Value"])
-                        .is_some_and(|(kind, target)| kind == "Ref" && target == function)
-                })
-    })
 }
 
 #[test]
@@ -826,86 +596,6 @@ fn the_dashboard_shows_every_alarm_and_only_metrics_the_code_emits() {
     );
 }
 
-fn of_type<'a>(t: &'a serde_json::Value, kind: &str) -> Vec<(&'a String, &'a serde_json::Value)> {
-    t["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == kind)
-        .collect()
-}
-
-/// Every way an event reaches a function, with what it invokes: `(source, target)`, where the
-/// target is the logical id referenced (or `$LATEST` for an unqualified async config).
-fn event_source_targets(t: &serde_json::Value) -> Vec<(String, String)> {
-    let mut targets = Vec::new();
-    let named = |v: &serde_json::Value| v["Ref"].as_str().unwrap_or("<not a Ref>").to_string();
-    for (id, r) in of_type(t, "AWS::Lambda::EventSourceMapping") {
-        targets.push((id.clone(), named(&r["Properties"]["FunctionName"])));
-    }
-    for (id, r) in of_type(t, "AWS::Lambda::Permission") {
-        targets.push((id.clone(), named(&r["Properties"]["FunctionName"])));
-    }
-    for (id, r) in of_type(t, "AWS::S3::Bucket") {
-        let configs = &r["Properties"]["NotificationConfiguration"]["LambdaConfigurations"];
-        for c in configs.as_array().into_iter().flatten() {
-            targets.push((id.clone(), named(&c["Function"])));
-        }
-    }
-    for (id, r) in of_type(t, "AWS::Lambda::EventInvokeConfig") {
-        let qualifier = r["Properties"]["Qualifier"].as_str().unwrap_or("$LATEST");
-        let target = if qualifier == "$LATEST" {
-            "$LATEST".to_string()
-        } else {
-            format!(
-                "{}Alias{qualifier}",
-                named(&r["Properties"]["FunctionName"])
-            )
-        };
-        targets.push((id.clone(), target));
-    }
-    // HTTP API integrations: `arn:...:functions/${Target}/invocations` in the OpenAPI body.
-    fn integrations(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(map) => {
-                if let Some(uri) = map
-                    .get("x-amazon-apigateway-integration")
-                    .and_then(|i| i["uri"]["Fn::Sub"].as_str())
-                {
-                    out.extend(
-                        placeholders(uri)
-                            .into_iter()
-                            .map(|p| p.trim_end_matches(".Arn").to_string())
-                            .filter(|p| !p.starts_with("AWS::")),
-                    );
-                }
-                map.values().for_each(|v| integrations(v, out));
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|v| integrations(v, out)),
-            _ => {}
-        }
-    }
-    for (id, r) in of_type(t, "AWS::ApiGatewayV2::Api") {
-        let mut found = Vec::new();
-        integrations(&r["Properties"]["Body"], &mut found);
-        targets.extend(found.into_iter().map(|target| (id.clone(), target)));
-    }
-    targets
-}
-
-/// Event sources that do not invoke an `AWS::Lambda::Alias` (the bare function is `$LATEST`).
-fn sources_not_on_an_alias(t: &serde_json::Value) -> Vec<String> {
-    let aliases: BTreeSet<&String> = of_type(t, "AWS::Lambda::Alias")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    event_source_targets(t)
-        .into_iter()
-        .filter(|(_, target)| !aliases.contains(target))
-        .map(|(source, target)| format!("{source} -> {target}"))
-        .collect()
-}
-
 #[test]
 fn every_event_source_invokes_the_live_alias_and_each_rollout_watches_its_own_alarms() {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -1016,5 +706,24 @@ fn idempotency_records_expire_by_the_users_table_ttl() {
     assert!(
         seconds > timeout,
         "an answer outlives the invocation that made it"
+    );
+}
+
+/// The dashboard in template.yaml is the one generated from the metric catalogue and the template
+/// (`tests/src/dashboard.rs`); `make dashboard` rewrites it.
+#[test]
+fn the_dashboard_is_generated_from_the_metric_catalogue() {
+    let path = workspace_root().join("template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let generated = dashboard::body(&template());
+    if std::env::var_os("UPDATE_DASHBOARD").is_some() {
+        let updated = dashboard::with_body(&text, &generated).expect("a DashboardBody");
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    let current = dashboard::body_in(&text).expect("a DashboardBody");
+    assert!(
+        current == generated,
+        "template.yaml's dashboard is stale: run `make dashboard`"
     );
 }
