@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: bench_pipeline <file> <variants> <iterations> [<out-dir>]".into()),
     };
     // As the function's `main` does at cold start.
-    image_compressor::pipeline::keep_freed_memory();
+    image_compressor::allocator::keep_freed_memory();
     // The function's own settings (JPEG_QUALITY, JPEG_OPTIMIZE, ...) apart from the variants.
     let mut config = PipelineConfig::from_env(&adapters::Env::process())?;
     config.variants = parse_variants(variants)?;

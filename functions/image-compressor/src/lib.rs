@@ -18,19 +18,19 @@
 //! `source-etag`: its presence means every variant it lists exists, and the round's final check of
 //! the source covers it like a variant, so the manifest left last describes the current object.
 
+pub mod allocator;
 mod colour;
 pub mod config;
+mod decode;
 pub mod encode;
 pub mod error;
 pub mod event;
-mod jpeg;
 mod libjpeg;
 pub mod limits;
 pub mod manifest;
 pub mod memory_budget;
 pub mod pipeline;
 mod resize;
-mod webp;
 
 use std::sync::Arc;
 

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use adapters::Env;
-use image_compressor::pipeline::{keep_freed_memory, process_image, PipelineConfig};
+use image_compressor::allocator::keep_freed_memory;
+use image_compressor::pipeline::{process_image, PipelineConfig};
 use serde_yaml::Value;
 
 /// The file the child processes (set only for the child).

@@ -20,22 +20,10 @@ use libwebp_sys::{
     WebPGetFeatures, WebPInitDecoderConfig, WEBP_CSP_MODE,
 };
 
+use super::{scale_numerator, DecodeLimits, Decoded, PixelLayout};
 use crate::error::ImageError;
-use crate::jpeg::{scale_numerator, DecodeLimits};
 use crate::memory_budget::{self, Peak, Shape};
 use crate::resize::{lanczos3, resize};
-
-pub(crate) struct Decoded {
-    /// RGBA (4 bytes a pixel, straight alpha) when the file has alpha, else RGB.
-    pub pixels: Vec<u8>,
-    pub width: u32,
-    pub height: u32,
-    pub alpha: bool,
-    pub full_width: u32,
-    pub full_height: u32,
-    pub orientation: Orientation,
-    pub icc: Option<Vec<u8>>,
-}
 
 fn status_error(status: VP8StatusCode, max_decode_bytes: u64) -> ImageError {
     match status {
@@ -110,11 +98,12 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
             pixels,
             width: target.0,
             height: target.1,
-            alpha,
+            layout: PixelLayout::Rgb,
             full_width,
             full_height,
             orientation,
             icc,
+            cheap_decode: false,
         }));
     }
     let numerator = scale_numerator(full_width.max(full_height), limits.reduce_to_edge);
@@ -182,11 +171,16 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
         pixels,
         width,
         height,
-        alpha,
+        layout: if alpha {
+            PixelLayout::Rgba
+        } else {
+            PixelLayout::Rgb
+        },
         full_width,
         full_height,
         orientation,
         icc,
+        cheap_decode: false,
     }))
 }
 
@@ -364,14 +358,7 @@ mod tests {
     use crate::encode::webp::encode;
 
     fn limits(reduce_to_edge: u32) -> DecodeLimits {
-        DecodeLimits {
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-            max_decode_bytes: 1 << 30,
-            reduce_to_edge,
-            largest_edge: reduce_to_edge,
-            work: crate::memory_budget::Work::unbounded(),
-        }
+        DecodeLimits::for_tests(reduce_to_edge, reduce_to_edge)
     }
 
     fn wood() -> Vec<u8> {
@@ -395,7 +382,7 @@ mod tests {
             assert_eq!((d.width, d.height), (size, size), "largest variant {edge}");
             assert_eq!((d.full_width, d.full_height), (4096, 4096));
             assert_eq!(d.pixels.len(), (size * size * 3) as usize);
-            assert!(!d.alpha);
+            assert_eq!(d.layout, PixelLayout::Rgb);
         }
     }
 
@@ -440,7 +427,7 @@ mod tests {
         for (reduce_to, size) in [(200, (250, 150)), (300, (500, 300)), (600, (1000, 600))] {
             let d = decode(&file, &limits(reduce_to)).unwrap().unwrap();
             assert_eq!((d.width, d.height), size, "reduce to {reduce_to}");
-            assert!(d.alpha);
+            assert_eq!(d.layout, PixelLayout::Rgba);
             assert_eq!(d.pixels.len(), (size.0 * size.1 * 4) as usize);
         }
         // At full size, lossless means exactly the pixels written.
