@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use domain::image::parse_variants;
-use image_compressor::pipeline::{process_image, PipelineConfig};
+use image_compressor::pipeline::{compress_image, PipelineConfig};
 use serde_json::json;
 
 fn peak_rss_kb() -> u64 {
@@ -36,11 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.max_decode_bytes = 1024 * 1024 * 1024;
     let bytes = std::fs::read(file)?;
     let rss_before = peak_rss_kb();
-    let mut processed = process_image(&bytes, &config)?;
+    let mut processed = compress_image(&bytes, &config)?;
     let mut times = Vec::new();
     for _ in 0..iterations.max(1) {
         let started = Instant::now();
-        processed = process_image(&bytes, &config)?;
+        processed = compress_image(&bytes, &config)?;
         times.push(started.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

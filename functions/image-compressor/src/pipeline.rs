@@ -1,14 +1,15 @@
-//! Bytes in, JPEG variants out: a pure function with no AWS types, shared by the Lambda handler, the
-//! `compress` example, tests and benchmarks.
+//! Bytes in, encoded variants out (`compress_image`): a pure function with no AWS types, shared by
+//! the Lambda handler, the `compress` example, tests and benchmarks.
 //!
-//! Order of work: detect the format from the bytes; read only the header and refuse too many pixels
-//! (the screen's and every frame's) and an estimated peak over the memory budget (`memory_budget`)
-//! before any pixel buffer exists; decode under an allocation limit (JPEGs reduced while decoding to
-//! no less than the largest variant needs, lossy WebPs resampled straight to it); reject truncated and damaged files; apply the EXIF
-//! orientation; flatten alpha onto the background; resize with a SIMD Lanczos filter, each variant
-//! from the next larger one; convert colours from an embedded ICC profile to sRGB; encode baseline
-//! JPEG. Nothing from the source file (EXIF, GPS, ICC, comments) is copied into the output. A
-//! decoder panic is contained and reported.
+//! Order of work: decode (`decode/`: detect the format from the bytes; read only the header and
+//! refuse too many pixels (the screen's and every frame's) and an estimated peak over the memory
+//! budget (`memory_budget`) before any pixel buffer exists; decode under an allocation limit, JPEGs
+//! reduced while decoding to no less than the largest variant needs, lossy WebPs resampled straight
+//! to it; reject truncated and damaged files; apply the EXIF orientation); then `render_variants`:
+//! flatten alpha onto the background (`colour`); resize with a SIMD Lanczos filter, each variant
+//! from the next larger one (`resize`); convert colours from an embedded ICC profile to sRGB; encode
+//! each format (`encode/`). Nothing from the source file (EXIF, GPS, ICC, comments) is copied into
+//! the output. A decoder panic is contained and reported.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -105,7 +106,7 @@ impl PipelineConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Processed {
+pub struct Compressed {
     pub format: &'static str,
     /// Display size, after EXIF orientation.
     pub width: u32,
@@ -139,12 +140,12 @@ impl ColourHandling {
 }
 
 /// Makes every variant of `bytes`, or says precisely why not. Never panics.
-pub fn process_image(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageError> {
+pub fn compress_image(bytes: &[u8], config: &PipelineConfig) -> Result<Compressed, ImageError> {
     catch_unwind(AssertUnwindSafe(|| decode_and_render(bytes, config)))
         .unwrap_or(Err(ImageError::DecoderPanic))
 }
 
-fn decode_and_render(bytes: &[u8], config: &PipelineConfig) -> Result<Processed, ImageError> {
+fn decode_and_render(bytes: &[u8], config: &PipelineConfig) -> Result<Compressed, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -158,7 +159,7 @@ fn render_variants(
     source: Source,
     format_name: &'static str,
     config: &PipelineConfig,
-) -> Result<Processed, ImageError> {
+) -> Result<Compressed, ImageError> {
     let Source {
         image,
         width,
@@ -246,7 +247,7 @@ fn render_variants(
     }
     // Report variants in configuration order.
     encoded.sort_by_key(|v| config.variants.iter().position(|s| s.name == v.name));
-    Ok(Processed {
+    Ok(Compressed {
         format: format_name,
         width,
         height,
@@ -259,7 +260,7 @@ fn render_variants(
 mod tests {
     use super::*;
 
-    fn encodes_for(width: u32, height: u32, variants: &str) -> (usize, Processed) {
+    fn encodes_for(width: u32, height: u32, variants: &str) -> (usize, Compressed) {
         use image::ImageEncoder;
         let mut png = Vec::new();
         let pixels: Vec<u8> = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
@@ -275,7 +276,7 @@ mod tests {
             ..PipelineConfig::default()
         };
         let before = encode::jpeg::ENCODES.with(|n| n.get());
-        let out = process_image(&png, &config).unwrap();
+        let out = compress_image(&png, &config).unwrap();
         (encode::jpeg::ENCODES.with(|n| n.get()) - before, out)
     }
 
@@ -295,7 +296,7 @@ mod tests {
             ..PipelineConfig::default()
         };
         let before = crate::decode::png::PALETTE_CHECKS.with(|n| n.get());
-        let error = process_image(&bytes, &config).unwrap_err();
+        let error = compress_image(&bytes, &config).unwrap_err();
         assert_eq!(error.code(), "TOO_MANY_PIXELS");
         assert_eq!(
             crate::decode::png::PALETTE_CHECKS.with(|n| n.get()),
@@ -308,7 +309,7 @@ mod tests {
             "/testdata/good/png-palette-2bit-3-colours-padding-bits-set.png"
         ))
         .unwrap();
-        process_image(&small, &config).unwrap();
+        compress_image(&small, &config).unwrap();
         assert_eq!(
             crate::decode::png::PALETTE_CHECKS.with(|n| n.get()),
             before + 1
