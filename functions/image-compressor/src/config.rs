@@ -3,10 +3,11 @@
 use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
+use crate::encode::{avif, webp};
 use crate::manifest::MANIFEST_PREFIX;
 use crate::memory_budget::{image_budget, DEFAULT_FUNCTION_MEMORY_MB};
 use crate::pipeline::{Optimize, PipelineConfig};
-use crate::{avif, webp, Settings};
+use crate::Settings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
