@@ -62,14 +62,9 @@ pub fn pipeline_config() -> PipelineConfig {
                 max_edge: 16,
             },
         ],
-        jpeg_quality: 85,
         optimize: image_compressor::pipeline::Optimize::Speed,
         webp_quality: None,
         avif_quality: None,
-        max_pixels: 100_000_000,
-        max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-        max_decode_bytes: 512 * 1024 * 1024,
-        background: [255, 255, 255],
         // The function's memory as `make fuzz` passes it from template.yaml (the limit libFuzzer
         // holds the process to), else the default.
         memory_budget: image_compressor::memory_budget::image_budget(
@@ -78,6 +73,7 @@ pub fn pipeline_config() -> PipelineConfig {
                 .and_then(|mb| mb.parse().ok())
                 .unwrap_or(image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB),
         ),
+        ..PipelineConfig::default()
     }
 }
 

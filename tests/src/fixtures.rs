@@ -72,17 +72,10 @@ pub fn compressor_settings(destination: &str) -> image_compressor::Settings {
         pipeline: image_compressor::pipeline::PipelineConfig {
             variants: domain::image::parse_variants(domain::image::DEFAULT_VARIANTS)
                 .expect("the default variants parse"),
-            jpeg_quality: 85,
             optimize: image_compressor::pipeline::Optimize::Speed,
             webp_quality: None,
             avif_quality: None,
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-            max_decode_bytes: 512 * 1024 * 1024,
-            background: [255, 255, 255],
-            memory_budget: image_compressor::memory_budget::image_budget(
-                image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
-            ),
+            ..image_compressor::pipeline::PipelineConfig::default()
         },
     }
 }

@@ -3,10 +3,11 @@
 use adapters::config::{AwsSettings, ConfigError, Env};
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
 
+use crate::encode::{avif, webp};
 use crate::manifest::MANIFEST_PREFIX;
 use crate::memory_budget::{image_budget, DEFAULT_FUNCTION_MEMORY_MB};
 use crate::pipeline::{Optimize, PipelineConfig};
-use crate::{avif, webp, Settings};
+use crate::Settings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,13 +17,10 @@ pub struct Config {
     pub aws: AwsSettings,
 }
 
-pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 50 * 1024 * 1024;
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
-pub const DEFAULT_MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
-/// Twice the most any real encoder reaches: deflate expands at most 1032:1, so a 1-bit PNG holds at
-/// most about 8,300 pixels per byte (GIF's LZW and JPEG far fewer). Degenerate files beyond it, such
-/// as a blank lossless WebP of many megapixels, are refused too.
-pub const DEFAULT_MAX_PIXELS_PER_BYTE: u64 = 16_384;
+pub use crate::limits::{
+    DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_PIXELS_PER_BYTE,
+};
 /// A re-upload rewrites its variants under the same keys, so a cache may keep a variant but must ask
 /// again (by its ETag, a cheap 304 while it is unchanged) before each use.
 pub const DEFAULT_CACHE_CONTROL: &str = "public, no-cache";
@@ -121,6 +119,7 @@ fn parse_color(name: &str, raw: &str) -> Result<[u8; 3], ConfigError> {
 impl PipelineConfig {
     /// The pipeline settings alone (also used by the `compress` example and the benchmarks).
     pub fn from_env(env: &Env) -> Result<PipelineConfig, ConfigError> {
+        let defaults = PipelineConfig::default();
         let variants: Vec<VariantSpec> = parse_variants(
             &env.get("VARIANTS")
                 .unwrap_or_else(|| DEFAULT_VARIANTS.into()),
@@ -135,9 +134,14 @@ impl PipelineConfig {
         }
         Ok(PipelineConfig {
             variants,
-            jpeg_quality: env.number_in("JPEG_QUALITY", 85, 1..=100)? as u8,
+            jpeg_quality: env.number_in(
+                "JPEG_QUALITY",
+                u64::from(defaults.jpeg_quality),
+                1..=100,
+            )? as u8,
             optimize: match env.get("JPEG_OPTIMIZE").as_deref().map(str::trim) {
-                None | Some("size") => Optimize::Size,
+                None => defaults.optimize,
+                Some("size") => Optimize::Size,
                 Some("speed") => Optimize::Speed,
                 Some(other) => {
                     return Err(ConfigError::new(
@@ -148,20 +152,20 @@ impl PipelineConfig {
             },
             webp_quality: quality(env, "WEBP_QUALITY", webp, webp::DEFAULT_QUALITY)?,
             avif_quality: quality(env, "AVIF_QUALITY", avif, avif::DEFAULT_QUALITY)?,
-            max_pixels: env.number_in("MAX_PIXELS", DEFAULT_MAX_PIXELS, 1..=1_000_000_000)?,
+            max_pixels: env.number_in("MAX_PIXELS", defaults.max_pixels, 1..=1_000_000_000)?,
             max_pixels_per_byte: env.number_in(
                 "MAX_PIXELS_PER_BYTE",
-                DEFAULT_MAX_PIXELS_PER_BYTE,
+                defaults.max_pixels_per_byte,
                 1..=1_000_000_000,
             )?,
             max_decode_bytes: env.number_in(
                 "MAX_DECODE_BYTES",
-                DEFAULT_MAX_DECODE_BYTES,
+                defaults.max_decode_bytes,
                 1024 * 1024..=8 * 1024 * 1024 * 1024,
             )?,
             background: match env.get("BACKGROUND_COLOR") {
                 Some(raw) => parse_color("BACKGROUND_COLOR", &raw)?,
-                None => [255, 255, 255],
+                None => defaults.background,
             },
             // Lambda sets it from `MemorySize` (128 to 10240 MB).
             memory_budget: image_budget(env.number_in(
@@ -203,6 +207,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_pipeline_is_what_an_empty_environment_deploys() {
+        assert_eq!(
+            PipelineConfig::from_env(&Env::from_pairs(&[])).unwrap(),
+            PipelineConfig::default()
+        );
+    }
 
     #[test]
     fn refuses_to_write_into_the_source_bucket() {

@@ -1,38 +1,20 @@
-//! JPEG in and out through mozjpeg (libjpeg-turbo's SIMD codec with Mozilla's encoder).
-//!
-//! - Decoding reduces while decoding: libjpeg's scaled inverse DCT produces the picture at 1/8, 1/4
-//!   or 1/2 of its size when the variants need no more, which is both faster and smaller in memory
-//!   than decoding every pixel and then throwing most of them away. When the variants are at most
-//!   a quarter of the picture's edge, a progressive file is read without its last-bit AC scans:
-//!   those are most of its bytes and decoding time, and change nothing such a variant shows.
-//! - Encoding is baseline JPEG with the standard (Annex K) quantisation tables at the configured
-//!   quality, so `JPEG_QUALITY` means what it means to libjpeg and Pillow, with optimised Huffman
-//!   tables and, when asked for size, trellis quantisation, which spends CPU to drop the bits that
-//!   buy the least quality.
-//!
-//! libjpeg reports fatal errors through a callback that must not return; here it unwinds with the
-//! message, and every call into the library runs under `catch_unwind`, so a hostile file becomes an
-//! `ImageError`, never a crash. The unsafe code is confined to this file.
+//! JPEG in through mozjpeg (libjpeg-turbo's SIMD decoder), reduced while decoding: libjpeg's
+//! scaled inverse DCT produces the picture at 1/8, 1/4 or 1/2 of its size when the variants need no
+//! more, which is both faster and smaller in memory than decoding every pixel and then throwing most
+//! of them away. When the variants are at most a quarter of the picture's edge, a progressive file
+//! is read without its last-bit AC scans: those are most of its bytes and decoding time, and change
+//! nothing such a variant shows. A file is read for its marker structure first (`Layout`), so a
+//! truncated or incomplete one is refused rather than patched over. libjpeg's FFI (errors, damage
+//! warnings) is in `libjpeg`.
 
-use std::ffi::CStr;
-use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use image::metadata::Orientation;
 use mozjpeg::{ColorSpace, Decompress, Marker};
-use mozjpeg_sys::{
-    boolean, jpeg_common_struct, jpeg_compress_struct, jpeg_destination_mgr, jpeg_error_mgr,
-    JINT_COMPRESS_PROFILE_VALUE, J_BOOLEAN_PARAM, J_COLOR_SPACE, J_FLOAT_PARAM, J_INT_PARAM,
-};
 
+use crate::error::ImageError;
+use crate::libjpeg;
 use crate::memory_budget::{Peak, Shape};
-use crate::pipeline::ImageError;
-
-/// Trellis quantisation weighs bits against distortion with this (log2) factor. mozjpeg's default,
-/// 14.75, is tuned for its own tables and, at libjpeg's, costs visible SSIM for its savings. Over
-/// the benchmark photos, 17.5 is where SSIM stops rising (17: 0.99262, 17.5: 0.99264, 18: 0.99262
-/// for the seed-A variant) and the output is still about 3% smaller than Pillow's (BENCHMARKS.md).
-const TRELLIS_LAMBDA_LOG_SCALE1: f32 = 17.5;
 
 /// A progressive file's last bits of AC coefficients are skipped when the largest variant's edge is
 /// at most the picture's divided by this. On the benchmark corpus's progressive photos, that left
@@ -78,7 +60,7 @@ impl DecodeLimits {
         height: u32,
         input_bytes: usize,
     ) -> Result<(), ImageError> {
-        crate::pipeline::check_pixels(
+        crate::limits::check_pixels(
             width,
             height,
             input_bytes,
@@ -90,18 +72,18 @@ impl DecodeLimits {
 
 /// `Ok(None)`: a JPEG this path does not handle (CMYK, YCCK), for the generic decoder.
 pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decoded>, ImageError> {
-    DAMAGE.with(|d| d.set(None));
+    libjpeg::DAMAGE.with(|d| d.set(None));
     let result = catch_unwind(AssertUnwindSafe(|| decode_unguarded(bytes, limits)));
-    let damage = DAMAGE.with(|d| d.take());
+    let damage = libjpeg::DAMAGE.with(|d| d.take());
     match result {
         Ok(Ok(decoded)) => match damage {
             // The library patched over damage (grey blocks, a fake end of file): refuse the result.
-            Some(Damage::Truncated) => Err(ImageError::Truncated),
-            Some(Damage::Corrupt(what)) => Err(ImageError::Corrupt(what.into())),
+            Some(libjpeg::Damage::Truncated) => Err(ImageError::Truncated),
+            Some(libjpeg::Damage::Corrupt(what)) => Err(ImageError::Corrupt(what.into())),
             None => Ok(decoded),
         },
         Ok(Err(e)) => Err(e),
-        Err(payload) => Err(ImageError::Corrupt(panic_text(payload))),
+        Err(payload) => Err(ImageError::Corrupt(libjpeg::panic_text(payload))),
     }
 }
 
@@ -113,7 +95,7 @@ fn corrupt(e: std::io::Error) -> ImageError {
 /// `markers` asked for; the header is read.
 fn open<'a>(bytes: &'a [u8], markers: &[Marker]) -> Result<Decompress<&'a [u8]>, ImageError> {
     Decompress::builder()
-        .with_err(error_manager(note_damage))
+        .with_err(libjpeg::error_manager(libjpeg::note_damage))
         .with_markers(markers)
         .from_mem(bytes)
         .map_err(corrupt)
@@ -419,309 +401,9 @@ pub(crate) fn scale_numerator(longest_edge: u32, target: u32) -> u8 {
 }
 
 #[cfg(test)]
-thread_local! {
-    /// Encoder calls on this thread, for tests that count the work done.
-    pub(crate) static ENCODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// How a variant's JPEG is written: which of the ways to spend CPU on fewer bytes it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Encoding {
-    /// Trellis quantisation: rounds each block's coefficients to what costs the fewest bits for
-    /// the distortion (2 to 6 times the encoder's CPU; different pixels from libjpeg's).
-    pub trellis: bool,
-    /// Progressive scans instead of one sequential scan: the same coefficients, so the same
-    /// pixels, in fewer bytes (each scan gets its own Huffman tables), for more entropy-coding work.
-    pub progressive: bool,
-}
-
-impl Encoding {
-    /// libjpeg-turbo's own output with optimised Huffman tables (what Pillow writes with
-    /// `optimize=True`).
-    pub const PLAIN: Encoding = Encoding {
-        trellis: false,
-        progressive: false,
-    };
-}
-
-/// A JPEG of 8-bit RGB (or grey) pixels, rows top to bottom.
-pub(crate) fn encode(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    grey: bool,
-    quality: u8,
-    encoding: Encoding,
-) -> Result<Vec<u8>, ImageError> {
-    #[cfg(test)]
-    ENCODES.with(|n| n.set(n.get() + 1));
-    let channels: usize = if grey { 1 } else { 3 };
-    if width == 0 || height == 0 || width > 65_500 || height > 65_500 {
-        return Err(ImageError::Encode(format!(
-            "{width}x{height} cannot be a JPEG"
-        )));
-    }
-    if pixels.len() != width as usize * height as usize * channels {
-        return Err(ImageError::Encode("pixel buffer of the wrong size".into()));
-    }
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the buffer holds exactly `height` rows of `width * channels` bytes (checked above).
-        unsafe { encode_unchecked(pixels, width, height, grey, quality, encoding) }
-    }))
-    .map_err(|payload| ImageError::Encode(panic_text(payload)))
-}
-
-/// Output is collected in chunks: libjpeg fills `chunk`, and each full chunk is appended to `out`.
-#[repr(C)]
-struct VecDestination {
-    /// Must stay the first field: libjpeg's `cinfo.dest` points at it, the callbacks at the whole.
-    manager: jpeg_destination_mgr,
-    chunk: [u8; 16 * 1024],
-    out: Vec<u8>,
-}
-
-unsafe extern "C-unwind" fn destination_init(cinfo: &mut jpeg_compress_struct) {
-    // SAFETY: `cinfo.dest` was set to a live `VecDestination` by `encode_unchecked`.
-    let dest = unsafe { &mut *cinfo.dest.cast::<VecDestination>() };
-    dest.manager.next_output_byte = dest.chunk.as_mut_ptr();
-    dest.manager.free_in_buffer = dest.chunk.len();
-}
-
-unsafe extern "C-unwind" fn destination_full(cinfo: &mut jpeg_compress_struct) -> boolean {
-    // SAFETY: as above. libjpeg calls this only when the whole chunk is written.
-    let dest = unsafe { &mut *cinfo.dest.cast::<VecDestination>() };
-    dest.out.extend_from_slice(&dest.chunk);
-    dest.manager.next_output_byte = dest.chunk.as_mut_ptr();
-    dest.manager.free_in_buffer = dest.chunk.len();
-    1
-}
-
-unsafe extern "C-unwind" fn destination_term(cinfo: &mut jpeg_compress_struct) {
-    // SAFETY: as above; `free_in_buffer` bytes at the end of the chunk are unwritten.
-    let dest = unsafe { &mut *cinfo.dest.cast::<VecDestination>() };
-    let used = dest.chunk.len() - dest.manager.free_in_buffer;
-    dest.out.extend_from_slice(&dest.chunk[..used]);
-}
-
-/// Owns the compressor and everything libjpeg points into, and releases them however the
-/// encoding ends (an error unwinds through here).
-struct Compressor {
-    cinfo: Box<jpeg_compress_struct>,
-    _error: Box<jpeg_error_mgr>,
-    destination: *mut VecDestination,
-}
-
-impl Drop for Compressor {
-    fn drop(&mut self) {
-        // SAFETY: `cinfo` was created by `jpeg_create_compress` (destroying frees its pools and is
-        // a no-op on a zeroed struct); `destination` came from `Box::into_raw` and is released once.
-        unsafe {
-            mozjpeg_sys::jpeg_destroy_compress(&mut self.cinfo);
-            drop(Box::from_raw(self.destination));
-        }
-    }
-}
-
-unsafe fn encode_unchecked(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    grey: bool,
-    quality: u8,
-    encoding: Encoding,
-) -> Vec<u8> {
-    let mut error = Box::new(error_manager(ignore_message));
-    // SAFETY (whole function): libjpeg is driven in its documented order on a struct it created;
-    // every pointer it keeps (error manager, destination, rows) outlives the calls that use it.
-    let mut cinfo: Box<jpeg_compress_struct> = Box::new(unsafe { std::mem::zeroed() });
-    cinfo.common.err = &mut *error;
-    let destination = Box::into_raw(Box::new(VecDestination {
-        manager: jpeg_destination_mgr {
-            next_output_byte: std::ptr::null_mut(),
-            free_in_buffer: 0,
-            init_destination: Some(destination_init),
-            empty_output_buffer: Some(destination_full),
-            term_destination: Some(destination_term),
-        },
-        chunk: [0; 16 * 1024],
-        out: Vec::with_capacity(pixels.len() / 8),
-    }));
-    let mut c = Compressor {
-        cinfo,
-        _error: error,
-        destination,
-    };
-    unsafe {
-        mozjpeg_sys::jpeg_create_compress(&mut *c.cinfo);
-        c.cinfo.dest = destination.cast::<jpeg_destination_mgr>();
-        c.cinfo.image_width = width;
-        c.cinfo.image_height = height;
-        c.cinfo.input_components = if grey { 1 } else { 3 };
-        c.cinfo.in_color_space = if grey {
-            J_COLOR_SPACE::JCS_GRAYSCALE
-        } else {
-            J_COLOR_SPACE::JCS_RGB
-        };
-        if encoding.trellis {
-            // mozjpeg's defaults: trellis quantisation, optimised Huffman tables, progressive scans
-            // chosen by trying several scripts.
-            mozjpeg_sys::jpeg_set_defaults(&mut c.cinfo);
-            // One fixed script (below) or none: trying scripts costs several encodings.
-            mozjpeg_sys::jpeg_c_set_bool_param(
-                &mut c.cinfo,
-                J_BOOLEAN_PARAM::JBOOLEAN_OPTIMIZE_SCANS,
-                0,
-            );
-            mozjpeg_sys::jpeg_c_set_float_param(
-                &mut c.cinfo,
-                J_FLOAT_PARAM::JFLOAT_LAMBDA_LOG_SCALE1,
-                TRELLIS_LAMBDA_LOG_SCALE1,
-            );
-            // DC trellis: a tenth of the trellis's time for no bytes on the benchmark photos.
-            mozjpeg_sys::jpeg_c_set_bool_param(
-                &mut c.cinfo,
-                J_BOOLEAN_PARAM::JBOOLEAN_TRELLIS_QUANT_DC,
-                0,
-            );
-        } else if encoding.progressive {
-            // mozjpeg's profile for its progressive scan script, with libjpeg's quantisation:
-            // no trellis, no deringing of the input.
-            mozjpeg_sys::jpeg_set_defaults(&mut c.cinfo);
-            for param in [
-                J_BOOLEAN_PARAM::JBOOLEAN_OPTIMIZE_SCANS,
-                J_BOOLEAN_PARAM::JBOOLEAN_TRELLIS_QUANT,
-                J_BOOLEAN_PARAM::JBOOLEAN_TRELLIS_QUANT_DC,
-                J_BOOLEAN_PARAM::JBOOLEAN_OVERSHOOT_DERINGING,
-            ] {
-                mozjpeg_sys::jpeg_c_set_bool_param(&mut c.cinfo, param, 0);
-            }
-        } else {
-            // libjpeg-turbo's behaviour exactly (what Pillow writes with `optimize=True`).
-            mozjpeg_sys::jpeg_c_set_int_param(
-                &mut c.cinfo,
-                J_INT_PARAM::JINT_COMPRESS_PROFILE,
-                JINT_COMPRESS_PROFILE_VALUE::JCP_FASTEST as c_int,
-            );
-            mozjpeg_sys::jpeg_set_defaults(&mut c.cinfo);
-            c.cinfo.optimize_coding = 1;
-        }
-        // libjpeg's (Annex K) tables, so the quality number means what it does elsewhere.
-        mozjpeg_sys::jpeg_c_set_int_param(&mut c.cinfo, J_INT_PARAM::JINT_BASE_QUANT_TBL_IDX, 0);
-        mozjpeg_sys::jpeg_set_quality(&mut c.cinfo, c_int::from(quality.clamp(1, 100)), 1);
-        if encoding.progressive {
-            // mozjpeg's fixed script (tuned with jpgcrush): in tests on the benchmark photos, 1 to
-            // 2% smaller than libjpeg's, and as fast.
-            mozjpeg_sys::jpeg_simple_progression(&mut c.cinfo);
-        } else {
-            c.cinfo.scan_info = std::ptr::null();
-            c.cinfo.num_scans = 0;
-        }
-        mozjpeg_sys::jpeg_start_compress(&mut c.cinfo, 1);
-        let stride = width as usize * if grey { 1 } else { 3 };
-        for row in pixels.chunks_exact(stride) {
-            let rows = [row.as_ptr()];
-            mozjpeg_sys::jpeg_write_scanlines(&mut c.cinfo, rows.as_ptr(), 1);
-        }
-        mozjpeg_sys::jpeg_finish_compress(&mut c.cinfo);
-        std::mem::take(&mut (*destination).out)
-    }
-}
-
-/// What the decoder patched over while decoding (libjpeg warns and carries on).
-#[derive(Debug, Clone, Copy)]
-enum Damage {
-    Truncated,
-    Corrupt(&'static str),
-}
-
-thread_local! {
-    static DAMAGE: std::cell::Cell<Option<Damage>> = const { std::cell::Cell::new(None) };
-}
-
-type MessageHandler = unsafe extern "C-unwind" fn(&mut jpeg_common_struct, c_int);
-
-fn error_manager(on_message: MessageHandler) -> jpeg_error_mgr {
-    // SAFETY: `jpeg_std_error` only fills in the struct it is given.
-    let mut manager: jpeg_error_mgr = unsafe { std::mem::zeroed() };
-    unsafe { mozjpeg_sys::jpeg_std_error(&mut manager) };
-    manager.error_exit = Some(fail);
-    manager.emit_message = Some(on_message);
-    manager
-}
-
-/// The message libjpeg is reporting, as its format string (parameters not filled in).
-fn message_text(cinfo: &jpeg_common_struct) -> &'static str {
-    // SAFETY: `err` is the error manager libjpeg is calling through; its message table is a static
-    // array of `last_jpeg_message + 1` C strings.
-    unsafe {
-        let Some(err) = cinfo.err.as_ref() else {
-            return "unknown libjpeg error";
-        };
-        let code = err.msg_code;
-        if code <= 0 || code > err.last_jpeg_message || err.jpeg_message_table.is_null() {
-            return "unknown libjpeg error";
-        }
-        let text = *err.jpeg_message_table.add(code as usize);
-        if text.is_null() {
-            return "unknown libjpeg error";
-        }
-        CStr::from_ptr(text.cast())
-            .to_str()
-            .unwrap_or("libjpeg error")
-    }
-}
-
-/// libjpeg's fatal error: unwind out of the library with the message.
-unsafe extern "C-unwind" fn fail(cinfo: &mut jpeg_common_struct) {
-    std::panic::resume_unwind(Box::new(message_text(cinfo).to_string()));
-}
-
-unsafe extern "C-unwind" fn ignore_message(_cinfo: &mut jpeg_common_struct, _level: c_int) {}
-
-/// Warnings (level -1) that mean the picture is damaged are remembered; the harmless ones that
-/// real cameras and editors produce (stray bytes before a marker, odd scan parameters) are not.
-unsafe extern "C-unwind" fn note_damage(cinfo: &mut jpeg_common_struct, level: c_int) {
-    if level >= 0 {
-        return;
-    }
-    let text = message_text(cinfo);
-    // A file cut short (maybe with an end marker added) runs out of data inside a scan.
-    let damage = if text.starts_with("Premature end of JPEG file")
-        || text.contains("premature end of data segment")
-    {
-        Some(Damage::Truncated)
-    } else if (text.starts_with("Corrupt JPEG data") && !text.contains("extraneous bytes"))
-        || text.starts_with("Inconsistent progression")
-    {
-        Some(Damage::Corrupt(text))
-    } else {
-        None
-    };
-    if let Some(damage) = damage {
-        DAMAGE.with(|d| {
-            if d.get().is_none() {
-                d.set(Some(damage));
-            }
-        });
-    }
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "the JPEG codec failed".into())
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
-
-    const TRELLIS: Encoding = Encoding {
-        trellis: true,
-        progressive: false,
-    };
+    use crate::encode::jpeg::{encode, Encoding};
 
     #[test]
     fn scale_keeps_at_least_the_largest_variant() {
@@ -901,40 +583,6 @@ mod tests {
         let mut cut = jpeg[..jpeg.len() - 2].to_vec();
         cut.extend_from_slice(b"junk");
         assert!(!is_whole(&cut));
-    }
-
-    #[test]
-    fn encoder_refuses_impossible_input_without_panicking() {
-        assert!(matches!(
-            encode(&[0; 5], 2, 2, false, 85, TRELLIS),
-            Err(ImageError::Encode(_))
-        ));
-        assert!(matches!(
-            encode(&[], 0, 0, true, 85, TRELLIS),
-            Err(ImageError::Encode(_))
-        ));
-        assert!(matches!(
-            encode(&vec![0; 70_000 * 3], 70_000, 1, false, 85, Encoding::PLAIN),
-            Err(ImageError::Encode(_))
-        ));
-    }
-
-    #[test]
-    fn large_outputs_span_several_chunks() {
-        // Noise does not compress: the output is many times the 16 KiB chunk.
-        let (w, h) = (300u32, 300u32);
-        let mut state = 12345u32;
-        let pixels: Vec<u8> = (0..w * h * 3)
-            .map(|_| {
-                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (state >> 16) as u8
-            })
-            .collect();
-        let jpeg = encode(&pixels, w, h, false, 100, TRELLIS).unwrap();
-        assert!(jpeg.len() > 4 * 16 * 1024, "{}", jpeg.len());
-        assert!(jpeg.ends_with(&[0xFF, 0xD9]));
-        let back = image::load_from_memory(&jpeg).unwrap().into_rgb8();
-        assert_eq!(back.dimensions(), (w, h));
     }
 
     #[test]

@@ -18,13 +18,18 @@
 //! `source-etag`: its presence means every variant it lists exists, and the round's final check of
 //! the source covers it like a variant, so the manifest left last describes the current object.
 
-mod avif;
+mod colour;
 pub mod config;
+pub mod encode;
+pub mod error;
 pub mod event;
 mod jpeg;
+mod libjpeg;
+pub mod limits;
 pub mod manifest;
 pub mod memory_budget;
 pub mod pipeline;
+mod resize;
 mod webp;
 
 use std::sync::Arc;
@@ -36,6 +41,7 @@ use domain::PortError;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::encode::{OutputFormat, ALL, AVIF, BESIDE_JPEG, JPEG, WEBP};
 use crate::event::{metadata_value, records, variant_metadata, Record, Upload};
 use crate::manifest::{manifest_key, SourceImage, StoredVariant, MANIFEST_CONTENT_TYPE};
 use crate::pipeline::{process_image, ImageError, PipelineConfig, Processed};
@@ -96,25 +102,6 @@ pub struct RetryableFailure {
     pub failed: usize,
     pub total: usize,
 }
-
-/// An output format: key extension and `Content-Type`.
-struct OutputFormat {
-    extension: &'static str,
-    content_type: &'static str,
-}
-
-const JPEG: OutputFormat = OutputFormat {
-    extension: "jpg",
-    content_type: "image/jpeg",
-};
-const WEBP: OutputFormat = OutputFormat {
-    extension: "webp",
-    content_type: "image/webp",
-};
-const AVIF: OutputFormat = OutputFormat {
-    extension: "avif",
-    content_type: "image/avif",
-};
 
 impl<S: ObjectStore> Compressor<S> {
     pub fn new(store: S, settings: Settings) -> Self {
@@ -455,7 +442,8 @@ impl<S: ObjectStore> Compressor<S> {
             let mut written_formats = Vec::new();
             let mut tried_formats = Vec::new();
             let mut files = Vec::new();
-            for (format, file) in [(&AVIF, &variant.avif), (&WEBP, &variant.webp)] {
+            for format in BESIDE_JPEG {
+                let file = variant.file(format);
                 let Some(body) = file else { continue };
                 tried_formats.push(format.extension);
                 let output = outputs
@@ -604,8 +592,7 @@ impl Described {
         let number = |name: &str| head.metadata.get(name)?.parse::<u32>().ok();
         let formats = |name: &str| -> Vec<&'static str> {
             let recorded = head.metadata.get(name).map(String::as_str).unwrap_or("jpg");
-            [&AVIF, &WEBP, &JPEG]
-                .into_iter()
+            ALL.into_iter()
                 .map(|f| f.extension)
                 .filter(|extension| recorded.split('.').any(|e| e == *extension))
                 .collect()

@@ -17,7 +17,7 @@
 
 use domain::image::fit_within;
 
-use crate::pipeline::ImageError;
+use crate::error::ImageError;
 
 /// The function's memory when `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` is not set (a local run): the
 /// template's `MemorySize`.
@@ -227,8 +227,7 @@ pub(crate) fn finish(peak: &mut Peak, decoded: Shape, full: (u32, u32), work: &W
         let (w, h) = fit_within(full.0, full.1, edge);
         let target = u64::from(w) * u64::from(h) * channels;
         if (w, h) != (width, height) {
-            let split =
-                first && u64::from(w) * u64::from(h) >= crate::pipeline::SPLIT_RESIZE_PIXELS;
+            let split = first && u64::from(w) * u64::from(h) >= crate::resize::SPLIT_RESIZE_PIXELS;
             if split {
                 // Down (one direction only: no scratch), then across.
                 let tall = u64::from(width) * u64::from(h) * channels;
@@ -266,7 +265,7 @@ pub(crate) fn finish(peak: &mut Peak, decoded: Shape, full: (u32, u32), work: &W
                     peak.transient(copy + webp_encoder_bytes(w, h));
                     files += 2 * u64::from(w) * u64::from(h) * 3;
                 }
-                if work.avif && crate::avif::fits(w, h) {
+                if work.avif && crate::encode::avif::fits(w, h) {
                     // The encoder converts the pixels itself (grey ones are copied to one plane).
                     peak.transient(avif_encoder_bytes(w, h));
                     // Smaller than the raw pixels at any quality an AVIF is written at.

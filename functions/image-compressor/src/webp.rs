@@ -1,4 +1,4 @@
-//! WebP through libwebp: in, reduced while decoding; out, when `WEBP_QUALITY` asks for it.
+//! WebP in through libwebp, reduced while decoding (the encoder is `encode::webp`).
 //!
 //! - A lossy picture without alpha (what cameras and image tools write), larger than the largest
 //!   variant: decoded to its own YUV 4:2:0 planes (1.5 bytes a pixel, half of RGB, so it never
@@ -16,13 +16,14 @@ use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, Resizer};
 use image::metadata::Orientation;
 use libwebp_sys::{
-    VP8StatusCode, WebPBitstreamFeatures, WebPDecode, WebPDecoderConfig, WebPEncodeRGB, WebPFree,
-    WebPFreeDecBuffer, WebPGetFeatures, WebPInitDecoderConfig, WEBP_CSP_MODE,
+    VP8StatusCode, WebPBitstreamFeatures, WebPDecode, WebPDecoderConfig, WebPFreeDecBuffer,
+    WebPGetFeatures, WebPInitDecoderConfig, WEBP_CSP_MODE,
 };
 
+use crate::error::ImageError;
 use crate::jpeg::{scale_numerator, DecodeLimits};
 use crate::memory_budget::{self, Peak, Shape};
-use crate::pipeline::{lanczos3, resize, ImageError};
+use crate::resize::{lanczos3, resize};
 
 pub(crate) struct Decoded {
     /// RGBA (4 bytes a pixel, straight alpha) when the file has alpha, else RGB.
@@ -278,58 +279,6 @@ fn yuv_to_rgb(luma: &[u8], blue: &[u8], red: &[u8]) -> Vec<u8> {
     rgb
 }
 
-/// libwebp's quality (0-100, method 4: libwebp's default) chosen once on the corpus: the lowest
-/// whose mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md).
-pub const DEFAULT_QUALITY: u8 = 90;
-
-/// Lossy WebP of 8-bit RGB (or grey) pixels at `quality` (libwebp's 0-100 scale).
-pub(crate) fn encode(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    grey: bool,
-    quality: u8,
-) -> Result<Vec<u8>, ImageError> {
-    if width == 0 || height == 0 || width > 16_383 || height > 16_383 {
-        return Err(ImageError::Encode(format!(
-            "{width}x{height} cannot be a WebP (at most 16383 a side)"
-        )));
-    }
-    let rgb: std::borrow::Cow<[u8]> = if grey {
-        pixels
-            .iter()
-            .flat_map(|&v| [v, v, v])
-            .collect::<Vec<u8>>()
-            .into()
-    } else {
-        pixels.into()
-    };
-    if rgb.len() != width as usize * height as usize * 3 {
-        return Err(ImageError::Encode("pixel buffer of the wrong size".into()));
-    }
-    let mut output: *mut u8 = std::ptr::null_mut();
-    // SAFETY: `rgb` holds `height` rows of `width * 3` bytes; libwebp allocates `output`, which is
-    // copied and then released with its own `WebPFree`.
-    let size = unsafe {
-        WebPEncodeRGB(
-            rgb.as_ptr(),
-            width as i32,
-            height as i32,
-            (width * 3) as i32,
-            f32::from(quality.min(100)),
-            &mut output,
-        )
-    };
-    if size == 0 || output.is_null() {
-        return Err(ImageError::Encode(
-            "libwebp could not encode the variant".into(),
-        ));
-    }
-    let bytes = unsafe { std::slice::from_raw_parts(output, size) }.to_vec();
-    unsafe { WebPFree(output.cast()) };
-    Ok(bytes)
-}
-
 /// A frame of an animated WebP (an `ANMF` chunk): its size, and the kind of its bitstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
@@ -412,6 +361,7 @@ fn metadata(bytes: &[u8]) -> (Orientation, Option<Vec<u8>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::webp::encode;
 
     fn limits(reduce_to_edge: u32) -> DecodeLimits {
         DecodeLimits {

@@ -9,17 +9,10 @@ use image_compressor::pipeline::{
 fn config() -> PipelineConfig {
     PipelineConfig {
         variants: parse_variants("thumbnail:150,small:300,medium:600,large:1200").unwrap(),
-        jpeg_quality: 85,
         optimize: image_compressor::pipeline::Optimize::Speed,
         webp_quality: None,
         avif_quality: None,
-        max_pixels: 100_000_000,
-        max_pixels_per_byte: image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-        max_decode_bytes: 512 * 1024 * 1024,
-        background: [255, 255, 255],
-        memory_budget: image_compressor::memory_budget::image_budget(
-            image_compressor::memory_budget::DEFAULT_FUNCTION_MEMORY_MB,
-        ),
+        ..PipelineConfig::default()
     }
 }
 

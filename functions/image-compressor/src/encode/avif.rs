@@ -8,7 +8,7 @@
 
 use libavif_sys::*;
 
-use crate::pipeline::ImageError;
+use crate::error::ImageError;
 
 /// libavif's quality (0-100, libaom's quantiser scaled) chosen once on the corpus at `SPEED`: the
 /// lowest whose mean luma SSIM is no lower than the seeds' Pillow JPEG at quality 85 (BENCHMARKS.md):
@@ -66,15 +66,7 @@ pub(crate) fn encode(
     quality: u8,
 ) -> Result<Vec<u8>, ImageError> {
     // AV1 frames are at most 65536 a side; libavif's default limits are far beyond any variant.
-    if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
-        return Err(ImageError::Encode(format!(
-            "{width}x{height} cannot be an AVIF variant (at most 16384 a side)"
-        )));
-    }
-    let channels = if grey { 1 } else { 3 };
-    if pixels.len() != width as usize * height as usize * channels {
-        return Err(ImageError::Encode("pixel buffer of the wrong size".into()));
-    }
+    super::check_size(pixels, width, height, grey, 16_384, "an AVIF variant")?;
     let format = if grey {
         AVIF_PIXEL_FORMAT_YUV400
     } else {
