@@ -45,7 +45,7 @@ pub(super) fn decode(
         // samples before their conversion.
         Some(ImageFormat::Jpeg) => pixels * 4 * 2 + pixels * 4,
         // Animated: the canvas (RGBA) besides the picture, and the first frame's buffers.
-        Some(ImageFormat::WebP) => pixels * 4 + super::webp::first_frame_bytes(bytes),
+        Some(ImageFormat::WebP) => pixels * 4 + super::webp_riff::first_frame_bytes(bytes),
         _ => decoded.bytes(),
     };
     let mut peak = Peak::new(bytes.len());

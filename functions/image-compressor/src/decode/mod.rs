@@ -13,6 +13,7 @@ mod jpeg;
 mod jpeg_layout;
 pub(crate) mod png;
 mod webp;
+mod webp_riff;
 
 use std::io::Cursor;
 
