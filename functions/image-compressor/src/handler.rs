@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::encode::{OutputFormat, AVIF, BESIDE_JPEG, JPEG, WEBP};
 use crate::event::{self, metadata_value, records, variant_metadata, Record, Upload};
 use crate::manifest::{self, manifest_key, SourceImage, StoredVariant, MANIFEST_CONTENT_TYPE};
+pub use crate::outcome::RecordOutcome;
 use crate::outputs::{listed, unsettled, Described, Output};
 use crate::pipeline::{compress_image, Compressed, ImageError, PipelineConfig};
 use crate::telemetry;
@@ -32,36 +33,6 @@ pub struct Compressor<S> {
     pub settings: Arc<Settings>,
     /// `compress_image`; a field so a test can put a pipeline that really panics in its place.
     pub pipeline: Pipeline,
-}
-
-/// What happened to one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordOutcome {
-    /// Variant files written (the count: each variant's JPEG, and its AVIF and WebP where written;
-    /// the manifest is not counted); others may have existed already.
-    Written(usize),
-    /// Every variant already exists for this version of the object (its manifest is written if it
-    /// was missing).
-    AlreadyDone,
-    /// Not processable, permanently (bad image, too large, malformed record...): logged, not retried.
-    Skipped(String),
-    /// Not an object creation: nothing to do.
-    Ignored,
-    /// A dependency failed; the invocation must be retried.
-    Failed(PortError),
-}
-
-impl RecordOutcome {
-    /// The outcome's name in spans.
-    pub fn label(&self) -> &'static str {
-        match self {
-            RecordOutcome::Written(_) => "written",
-            RecordOutcome::AlreadyDone => "already_done",
-            RecordOutcome::Skipped(_) => "skipped",
-            RecordOutcome::Ignored => "ignored",
-            RecordOutcome::Failed(_) => "failed",
-        }
-    }
 }
 
 /// At least one record met a transient failure: Lambda should retry the event.

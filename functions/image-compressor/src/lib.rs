@@ -45,6 +45,7 @@ mod libjpeg;
 pub mod limits;
 pub mod manifest;
 pub mod memory_budget;
+mod outcome;
 mod outputs;
 pub mod pipeline;
 mod resize;

@@ -6,7 +6,7 @@ use adapters::metric_catalog as catalog;
 use tracing::Instrument;
 
 use crate::event::Upload;
-use crate::handler::RecordOutcome;
+use crate::outcome::RecordOutcome;
 use crate::pipeline::ColourHandling;
 
 /// Runs `compress` (the work for one upload) inside the upload's span, then records its outcome on
