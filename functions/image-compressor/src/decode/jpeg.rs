@@ -13,7 +13,7 @@ use image::metadata::Orientation;
 use mozjpeg::{ColorSpace, Decompress, Marker};
 
 use super::jpeg_layout::{layout, Layout};
-use super::{scale_numerator, DecodeLimits, Decoded, PixelLayout};
+use super::{scale_numerator, turns, DecodeLimits, Decoded, PixelLayout};
 use crate::error::ImageError;
 use crate::libjpeg;
 use crate::memory_budget::{Peak, Shape};
@@ -128,13 +128,7 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
     let private = reduced.as_ref().map_or(0, |r| r.len() as u64)
         + if layout.progressive { coefficients } else { 0 };
     peak.alloc(decoded.bytes()).transient(private);
-    let turned = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
+    let turned = turns(orientation);
     if turned {
         peak.transient(decoded.bytes());
     }

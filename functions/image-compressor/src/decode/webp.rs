@@ -14,14 +14,13 @@
 use domain::image::fit_within;
 use fast_image_resize::images::Image;
 use fast_image_resize::{PixelType, Resizer};
-use image::metadata::Orientation;
 use libwebp_sys::{
     VP8StatusCode, WebPBitstreamFeatures, WebPDecode, WebPDecoderConfig, WebPFreeDecBuffer,
     WebPGetFeatures, WebPInitDecoderConfig, WEBP_CSP_MODE,
 };
 
 use super::webp_riff::{animation_frames, metadata};
-use super::{scale_numerator, DecodeLimits, Decoded, PixelLayout};
+use super::{scale_numerator, turns, DecodeLimits, Decoded, PixelLayout};
 use crate::error::ImageError;
 use crate::memory_budget::{self, Peak, Shape};
 use crate::resize::{lanczos3, resize};
@@ -60,13 +59,7 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decod
     let lossless = features.format == 2;
     let target = fit_within(full_width, full_height, limits.largest_edge);
     let (orientation, _) = metadata(bytes);
-    let turned = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
+    let turned = turns(orientation);
     let upright = if turned {
         (full_height, full_width)
     } else {
