@@ -8,7 +8,7 @@ use domain::ports::{NewObject, ObjectInfo, ObjectStore};
 use domain::PortError;
 use serde_json::Value;
 
-use crate::encode::{OutputFormat, AVIF, BESIDE_JPEG, JPEG, WEBP};
+use crate::encode::{OutputFormat, BESIDE_JPEG, JPEG};
 use crate::event::{self, metadata_value, records, variant_metadata, Record, Upload};
 use crate::manifest::{self, manifest_key, SourceImage, StoredVariant, MANIFEST_CONTENT_TYPE};
 pub use crate::outcome::RecordOutcome;
@@ -54,11 +54,12 @@ impl<S: ObjectStore> Compressor<S> {
 
     /// The formats `FORMATS` lists, in the order a variant's files are written: WebP and AVIF
     /// first, the JPEG last (its metadata records what was written beside it).
-    fn formats(&self) -> impl Iterator<Item = &'static OutputFormat> {
+    fn formats(&self) -> impl Iterator<Item = &'static OutputFormat> + '_ {
         let pipeline = &self.settings.pipeline;
-        let avif = pipeline.avif_quality.is_some().then_some(&AVIF);
-        let webp = pipeline.webp_quality.is_some().then_some(&WEBP);
-        avif.into_iter().chain(webp).chain([&JPEG])
+        BESIDE_JPEG
+            .into_iter()
+            .filter(|format| pipeline.writes(format))
+            .chain([&JPEG])
     }
 
     /// Handles one S3 notification event (any JSON: unknown shapes are ignored, not failed).

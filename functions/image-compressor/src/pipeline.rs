@@ -73,6 +73,16 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// Whether `format` is written (`FORMATS`): the JPEG always is; a format beside it when its
+    /// quality is set.
+    pub fn writes(&self, format: &encode::OutputFormat) -> bool {
+        match format.extension {
+            "avif" => self.avif_quality.is_some(),
+            "webp" => self.webp_quality.is_some(),
+            _ => true,
+        }
+    }
+
     /// What the decoders need: the bounds, and how far JPEG and WebP may be reduced while decoding
     /// (to no less than the variants need).
     fn decode_limits(&self) -> DecodeLimits {

@@ -7,8 +7,10 @@
 //!
 //! Adding an output format: its encoder in `encode/<format>.rs`, and its registration here (an
 //! [`OutputFormat`] in [`BESIDE_JPEG`], a field of [`EncodedVariant`] and its arm in
-//! [`EncodedVariant::file`] and [`encode_files`]). Its setting is read in `config.rs` (`FORMATS`, a
-//! quality) into `PipelineConfig`, and its encoder's memory is counted in `memory_budget`.
+//! [`EncodedVariant::file`] and [`encode_files`]). The handler writes, lists and checks every
+//! format registered here without naming any. Outside this folder, its setting is read in
+//! `config.rs` (`FORMATS`, a quality) into a `PipelineConfig` field (and `PipelineConfig::writes`),
+//! and its encoder's memory is counted in `memory_budget`.
 
 pub(crate) mod avif;
 pub(crate) mod jpeg;
