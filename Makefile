@@ -22,7 +22,7 @@ FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup dashboard bench-tracing bench-corpus bench-photos bench-formats build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+.PHONY: help setup dashboard bench-tracing bench-corpus bench-photos bench-formats bench-cold build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
         demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
@@ -145,6 +145,10 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	$(PY) bench/corpus.py --photos --baseline $(PHOTOS_BASELINE)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
 	$(PY) bench/formats.py $(BENCH_ARGS)
+	$(PY) bench/cold_start.py $(BENCH_ARGS)
+
+bench-cold: setup $(BENCH_STAMP) ## Cold start of each function vs a hello-world lambda_runtime function, same profile, one run; a BENCHMARKS.md section
+	$(PY) bench/cold_start.py $(BENCH_ARGS)
 
 bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
 	$(PY) bench/aws_bench.py --config-env $${ENV:-default} $(BENCH_AWS_ARGS)
