@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -195,15 +196,33 @@ def images_case():
         moto.wait(timeout=20)
 
 
+FUNCTIONS = ("image-compressor", "user-api", "order-processor", "order-settlement")
+
+
+def text_section(path):
+    """The bytes of an ELF file's .text section (what strip leaves untouched)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "text"
+        subprocess.run(["aarch64-linux-gnu-objcopy", "-O", "binary", "--only-section=.text", str(path), str(out)],
+                       check=True)
+        return out.read_bytes()
+
+
 def main():
     import arm64_baseline
 
     failures = 0
-    for fn in CASES:
+    for fn in FUNCTIONS:
         binary = ROOT / "target" / "lambda" / fn / "bootstrap"
-        if not binary.exists():
-            sys.exit(f"{binary} is missing: run make build-arm64")
-        outside = arm64_baseline.check_file(binary)
+        symbols = ROOT / "target" / "lambda-symbols" / fn
+        if not binary.exists() or not symbols.exists():
+            sys.exit(f"{binary} or {symbols} is missing: run make build-arm64")
+        # The copy with symbols is checked; it must hold the very code the stripped bootstrap ships.
+        if text_section(symbols) != text_section(binary):
+            print(f"smoke-arm64: {fn:<17} FAILED: {symbols} is not the code of {binary}")
+            failures += 1
+            continue
+        outside = arm64_baseline.check_file(symbols)
         failures += 0 if outside == 0 else 1
     for fn, (env, event, expected) in CASES.items():
         response = run_bootstrap(fn, env, event)
