@@ -13,7 +13,7 @@ use domain::testing::{
     RecordingPaymentQueue,
 };
 use image_compressor::event::{decode_key, metadata_value, records, Record};
-use image_compressor::pipeline::{process_image, PipelineConfig};
+use image_compressor::pipeline::{compress_image, PipelineConfig};
 use serde_json::Value;
 
 thread_local! {
@@ -80,7 +80,7 @@ pub fn pipeline_config() -> PipelineConfig {
 /// The image pipeline on any bytes: an error or variants within their boxes, never a panic.
 pub fn image_pipeline(data: &[u8]) {
     let config = pipeline_config();
-    if let Ok(processed) = process_image(data, &config) {
+    if let Ok(processed) = compress_image(data, &config) {
         assert_eq!(processed.variants.len(), config.variants.len());
         for (variant, spec) in processed.variants.iter().zip(&config.variants) {
             assert!(variant.width >= 1 && variant.height >= 1);

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use domain::image::parse_variants;
-use image_compressor::pipeline::{process_image, PipelineConfig};
+use image_compressor::pipeline::{compress_image, PipelineConfig};
 use serde_json::json;
 
 fn peak_rss_kb() -> u64 {
@@ -29,18 +29,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: bench_pipeline <file> <variants> <iterations> [<out-dir>]".into()),
     };
     // As the function's `main` does at cold start.
-    image_compressor::pipeline::keep_freed_memory();
+    image_compressor::allocator::keep_freed_memory();
     // The function's own settings (JPEG_QUALITY, JPEG_OPTIMIZE, ...) apart from the variants.
     let mut config = PipelineConfig::from_env(&adapters::Env::process())?;
     config.variants = parse_variants(variants)?;
     config.max_decode_bytes = 1024 * 1024 * 1024;
     let bytes = std::fs::read(file)?;
     let rss_before = peak_rss_kb();
-    let mut processed = process_image(&bytes, &config)?;
+    let mut processed = compress_image(&bytes, &config)?;
     let mut times = Vec::new();
     for _ in 0..iterations.max(1) {
         let started = Instant::now();
-        processed = process_image(&bytes, &config)?;
+        processed = compress_image(&bytes, &config)?;
         times.push(started.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

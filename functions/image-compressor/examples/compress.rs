@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adapters::Env;
-use image_compressor::pipeline::{process_image, ImageError, PipelineConfig};
+use image_compressor::pipeline::{compress_image, ImageError, PipelineConfig};
 use serde_json::json;
 
 fn main() {
@@ -47,7 +47,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     .to_string());
                 }
-                process_image(&bytes, &config).map_err(|e| e.to_string())
+                compress_image(&bytes, &config).map_err(|e| e.to_string())
             });
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let name = path

@@ -15,7 +15,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("image-compressor");
-    image_compressor::pipeline::keep_freed_memory();
+    image_compressor::allocator::keep_freed_memory();
     let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let compressor = Compressor::new(

@@ -197,7 +197,7 @@ pub(crate) fn avif_encoder_bytes(width: u32, height: u32) -> u64 {
     (8 << 20) + u64::from(width) * u64::from(height) * 12
 }
 
-/// The work after decoding (`pipeline::finish`), step by step: 8-bit conversion, alpha flattening,
+/// The work after decoding (`pipeline::render_variants`), step by step: 8-bit conversion, alpha flattening,
 /// each reduction with the resizer's scratch image, the colour conversion, each variant's encoders
 /// and its files (kept until the end).
 pub(crate) fn finish(peak: &mut Peak, decoded: Shape, full: (u32, u32), work: &Work) {

@@ -366,12 +366,12 @@ static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 fn panics_on_png(
     bytes: &[u8],
     config: &PipelineConfig,
-) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+) -> Result<image_compressor::pipeline::Compressed, image_compressor::pipeline::ImageError> {
     if bytes.starts_with(b"\x89PNG") {
         PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         panic!("a decoder bug met this image");
     }
-    image_compressor::pipeline::process_image(bytes, config)
+    image_compressor::pipeline::compress_image(bytes, config)
 }
 
 #[tokio::test]
@@ -597,11 +597,11 @@ impl Drop for ReleaseOnDrop {
 fn held_on_png(
     bytes: &[u8],
     config: &PipelineConfig,
-) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+) -> Result<image_compressor::pipeline::Compressed, image_compressor::pipeline::ImageError> {
     if bytes.starts_with(b"\x89PNG") {
         GATE.hold();
     }
-    image_compressor::pipeline::process_image(bytes, config)
+    image_compressor::pipeline::compress_image(bytes, config)
 }
 
 #[tokio::test]
@@ -1002,7 +1002,7 @@ async fn modern_formats_are_written_only_where_smaller_and_listed_exactly() {
     let mut both = settings();
     both.pipeline.webp_quality = Some(100);
     both.pipeline.avif_quality = Some(80);
-    let expected = image_compressor::pipeline::process_image(
+    let expected = image_compressor::pipeline::compress_image(
         &image("good/garden-2560x1600.jpg"),
         &both.pipeline,
     )
@@ -1128,7 +1128,7 @@ async fn another_versions_file_in_a_skipped_format_is_replaced_not_left_behind()
 
 #[tokio::test]
 async fn a_format_enabled_later_is_tried_for_uploads_already_done() {
-    // Processed with JPEG only; then AVIF is enabled: the JPEGs record that it was never tried, so
+    // Compressed with JPEG only; then AVIF is enabled: the JPEGs record that it was never tried, so
     // the next event for the upload encodes it (and rewrites the JPEGs recording it).
     let mut later = compressor();
     later.store.insert(

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use adapters::Env;
-use image_compressor::pipeline::{keep_freed_memory, process_image, PipelineConfig};
+use image_compressor::allocator::keep_freed_memory;
+use image_compressor::pipeline::{compress_image, PipelineConfig};
 use serde_yaml::Value;
 
 /// The file the child processes (set only for the child).
@@ -229,7 +230,7 @@ fn child_processes_one_file() {
         .unwrap();
     let result = runtime.block_on(async move {
         let bytes = std::fs::read(&file).unwrap();
-        tokio::task::spawn_blocking(move || process_image(&bytes, &config))
+        tokio::task::spawn_blocking(move || compress_image(&bytes, &config))
             .await
             .unwrap()
     });

@@ -3,7 +3,7 @@
 use domain::image::parse_variants;
 use image::ImageEncoder;
 use image_compressor::pipeline::{
-    process_image, ColourHandling, ImageError, Optimize, PipelineConfig, Processed,
+    compress_image, ColourHandling, Compressed, ImageError, Optimize, PipelineConfig,
 };
 
 fn config() -> PipelineConfig {
@@ -20,8 +20,8 @@ fn read(path: &str) -> Vec<u8> {
     std::fs::read(format!("{}/testdata/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-fn run(path: &str) -> Result<Processed, ImageError> {
-    process_image(&read(path), &config())
+fn run(path: &str) -> Result<Compressed, ImageError> {
+    compress_image(&read(path), &config())
 }
 
 /// (component count, width, height) from a JPEG's frame header.
@@ -46,7 +46,7 @@ fn every_good_image_gives_every_variant_with_the_right_size() {
     assert!(files.len() >= 18);
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let out = process_image(&std::fs::read(&path).unwrap(), &config())
+        let out = compress_image(&std::fs::read(&path).unwrap(), &config())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(out.variants.len(), 4, "{name}");
         for (variant, max_edge) in out.variants.iter().zip([150, 300, 600, 1200]) {
@@ -79,7 +79,7 @@ fn exif_orientation_is_applied_and_no_metadata_survives() {
         source.windows(4).any(|w| w == b"Exif"),
         "the test file carries EXIF"
     );
-    let out = process_image(&source, &config()).unwrap();
+    let out = compress_image(&source, &config()).unwrap();
     assert_eq!(
         (out.width, out.height),
         (1280, 1920),
@@ -147,7 +147,7 @@ fn transparency_is_flattened_onto_the_background() {
         .unwrap();
     let mut cfg = config();
     cfg.background = [0, 255, 0];
-    let out = process_image(&png, &cfg).unwrap();
+    let out = compress_image(&png, &cfg).unwrap();
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&out.variants[0].jpeg));
     let rgb = decoder.decode().unwrap();
     let at = |x: usize, y: usize| &rgb[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3];
@@ -237,7 +237,7 @@ fn the_memory_budget_comes_from_the_function_memory_and_is_checked_before_decodi
         .unwrap()
     };
     let small = with_memory("256");
-    match process_image(&photo, &small) {
+    match compress_image(&photo, &small) {
         Err(ImageError::TooLargeForMemory { needed, budget }) => {
             assert_eq!(budget, small.memory_budget);
             assert!(needed > 192 << 20 && needed < 300 << 20, "{needed}");
@@ -245,14 +245,14 @@ fn the_memory_budget_comes_from_the_function_memory_and_is_checked_before_decodi
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        process_image(&photo, &with_memory("512"))
+        compress_image(&photo, &with_memory("512"))
             .unwrap()
             .variants
             .len(),
         4
     );
     // The error is permanent, named, and says what the image needs against what it may use.
-    let e = process_image(&photo, &small).unwrap_err();
+    let e = compress_image(&photo, &small).unwrap_err();
     assert_eq!(e.code(), "IMAGE_TOO_LARGE_FOR_MEMORY");
     assert!(
         e.to_string().contains(&small.memory_budget.to_string()),
@@ -264,7 +264,7 @@ fn the_memory_budget_comes_from_the_function_memory_and_is_checked_before_decodi
 fn pixel_and_memory_limits_come_from_configuration() {
     let mut cfg = config();
     cfg.max_pixels = 1_000_000;
-    let err = process_image(&read("good/garden-2560x1600.jpg"), &cfg).unwrap_err();
+    let err = compress_image(&read("good/garden-2560x1600.jpg"), &cfg).unwrap_err();
     assert_eq!(
         err,
         ImageError::TooManyPixels {
@@ -276,7 +276,7 @@ fn pixel_and_memory_limits_come_from_configuration() {
     let mut cfg = config();
     cfg.max_decode_bytes = 1024 * 1024;
     assert_eq!(
-        process_image(&read("good/garden-2560x1600.jpg"), &cfg)
+        compress_image(&read("good/garden-2560x1600.jpg"), &cfg)
             .unwrap_err()
             .code(),
         "TOO_MUCH_MEMORY"
@@ -288,8 +288,8 @@ fn quality_setting_changes_the_output() {
     let source = read("good/storm-1920x1280.jpg");
     let mut low = config();
     low.jpeg_quality = 40;
-    let a = process_image(&source, &config()).unwrap();
-    let b = process_image(&source, &low).unwrap();
+    let a = compress_image(&source, &config()).unwrap();
+    let b = compress_image(&source, &low).unwrap();
     assert!(b.variants[3].jpeg.len() < a.variants[3].jpeg.len());
 }
 
@@ -302,10 +302,10 @@ fn arbitrary_bytes_never_panic() {
         for i in (0..bytes.len()).step_by(step) {
             bytes[i] ^= 0x5A;
         }
-        let _ = process_image(&bytes, &config());
+        let _ = compress_image(&bytes, &config());
     }
     for cut in (0..seed.len()).step_by(seed.len() / 25) {
-        if let Ok(out) = process_image(&seed[..cut], &config()) {
+        if let Ok(out) = compress_image(&seed[..cut], &config()) {
             panic!(
                 "a JPEG cut at {cut} of {} bytes was accepted ({}x{})",
                 seed.len(),
@@ -320,12 +320,12 @@ fn arbitrary_bytes_never_panic() {
 fn a_small_variant_matches_a_straight_lanczos_resize() {
     let mut cfg = config();
     cfg.variants = parse_variants("small:300").unwrap();
-    let rotated = process_image(&read("good/storm-exif-orientation6-gps.jpg"), &cfg).unwrap();
+    let rotated = compress_image(&read("good/storm-exif-orientation6-gps.jpg"), &cfg).unwrap();
     assert_eq!(
         (rotated.variants[0].width, rotated.variants[0].height),
         (200, 300)
     );
-    let out = process_image(&read("good/storm-1920x1280.jpg"), &cfg).unwrap();
+    let out = compress_image(&read("good/storm-1920x1280.jpg"), &cfg).unwrap();
     // Decoded with an independent decoder (the `image` crate's misreads some optimised tables).
     let ours = jpeg_decoder::Decoder::new(std::io::Cursor::new(&out.variants[0].jpeg))
         .decode()
@@ -463,22 +463,22 @@ fn embedded_colour_profiles_are_converted_to_srgb() {
         let kind = format!("{format:?}");
         let kind = kind.as_str();
         // A profile whose red is green and whose green is red: unmistakable when applied.
-        let out = process_image(&two_colours(format, Some(&swapped), red, green), &cfg).unwrap();
+        let out = compress_image(&two_colours(format, Some(&swapped), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, [60, 200, 40], &format!("{kind} swapped, left"));
         assert_near(right, [160, 60, 70], &format!("{kind} swapped, right"));
         // Adobe RGB (1998): the expected sRGB values are LittleCMS's (Pillow's ImageCms) for the
         // same profile, perceptual intent.
-        let out = process_image(&two_colours(format, Some(&adobe), red, green), &cfg).unwrap();
+        let out = compress_image(&two_colours(format, Some(&adobe), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Converted, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, [231, 57, 34], &format!("{kind} Adobe RGB, left"));
         assert_near(right, [0, 161, 60], &format!("{kind} Adobe RGB, right"));
         // sRGB itself: nothing to convert, the very pixels of an untagged picture.
         let srgb = read("icc/sRGB.icc");
-        let tagged = process_image(&two_colours(format, Some(&srgb), red, green), &cfg).unwrap();
-        let untagged = process_image(&two_colours(format, None, red, green), &cfg).unwrap();
+        let tagged = compress_image(&two_colours(format, Some(&srgb), red, green), &cfg).unwrap();
+        let untagged = compress_image(&two_colours(format, None, red, green), &cfg).unwrap();
         assert_eq!(tagged.colour, ColourHandling::AlreadySrgb, "{kind}");
         assert_eq!(
             tagged.variants[0].jpeg, untagged.variants[0].jpeg,
@@ -486,21 +486,21 @@ fn embedded_colour_profiles_are_converted_to_srgb() {
         );
         // Rec. 709: sRGB's primaries with another curve, so it is converted (darker shadows).
         let rec709 = read("icc/Rec709.icc");
-        let out = process_image(&two_colours(format, Some(&rec709), red, green), &cfg).unwrap();
+        let out = compress_image(&two_colours(format, Some(&rec709), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Converted, "{kind} Rec. 709");
         assert_ne!(
             out.variants[0].jpeg, untagged.variants[0].jpeg,
             "{kind} Rec. 709"
         );
         // No profile: the values are sRGB already.
-        let out = process_image(&two_colours(format, None, red, green), &cfg).unwrap();
+        let out = compress_image(&two_colours(format, None, red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Untagged, "{kind}");
         let [left, right] = half_colours(&out.variants[0].jpeg);
         assert_near(left, red, &format!("{kind} untagged, left"));
         assert_near(right, green, &format!("{kind} untagged, right"));
         // A profile that is not one: ignored, the pixels kept as they are.
         let garbage = vec![0x5A; 300];
-        let out = process_image(&two_colours(format, Some(&garbage), red, green), &cfg).unwrap();
+        let out = compress_image(&two_colours(format, Some(&garbage), red, green), &cfg).unwrap();
         assert_eq!(out.colour, ColourHandling::Ignored, "{kind}");
         assert_near(half_colours(&out.variants[0].jpeg)[0], red, kind);
     }
@@ -511,9 +511,9 @@ fn optimising_for_size_writes_fewer_bytes_of_the_same_variants() {
     let source = read("good/garden-2560x1600.jpg");
     let mut size = config();
     size.optimize = Optimize::Size;
-    let small = process_image(&source, &size).unwrap();
-    let fast = process_image(&source, &config()).unwrap();
-    let total = |p: &Processed| p.variants.iter().map(|v| v.jpeg.len()).sum::<usize>();
+    let small = compress_image(&source, &size).unwrap();
+    let fast = compress_image(&source, &config()).unwrap();
+    let total = |p: &Compressed| p.variants.iter().map(|v| v.jpeg.len()).sum::<usize>();
     for (a, b) in small.variants.iter().zip(&fast.variants) {
         assert_eq!(
             (a.name.as_str(), a.width, a.height),
@@ -542,8 +542,8 @@ fn trellis_only_where_the_variant_is_much_smaller_than_the_picture() {
     let mut speed = size.clone();
     speed.optimize = Optimize::Speed;
     let (size, speed) = (
-        process_image(&source, &size).unwrap(),
-        process_image(&source, &speed).unwrap(),
+        compress_image(&source, &size).unwrap(),
+        compress_image(&source, &speed).unwrap(),
     );
     assert_eq!(
         (size.variants[1].width, size.variants[1].height),
@@ -577,15 +577,15 @@ fn pixels(jpeg: &[u8]) -> Vec<u8> {
 }
 
 /// The two settings for these variants, `size` (the default) first.
-fn both(source: &[u8], variants: &str) -> (Processed, Processed) {
+fn both(source: &[u8], variants: &str) -> (Compressed, Compressed) {
     let mut size = config();
     size.variants = parse_variants(variants).unwrap();
     size.optimize = Optimize::Size;
     let mut speed = size.clone();
     speed.optimize = Optimize::Speed;
     (
-        process_image(source, &size).unwrap(),
-        process_image(source, &speed).unwrap(),
+        compress_image(source, &size).unwrap(),
+        compress_image(source, &speed).unwrap(),
     )
 }
 
@@ -655,7 +655,7 @@ fn webp_with_alpha_is_flattened_and_reduced_while_decoding() {
     let mut cfg = config();
     cfg.variants = parse_variants("small:100").unwrap();
     cfg.background = [0, 255, 0];
-    let out = process_image(&webp, &cfg).unwrap();
+    let out = compress_image(&webp, &cfg).unwrap();
     assert_eq!((out.format, out.width, out.height), ("webp", 400, 200));
     let v = &out.variants[0];
     assert_eq!((v.width, v.height), (100, 50));
@@ -677,7 +677,7 @@ fn webp_with_alpha_is_flattened_and_reduced_while_decoding() {
 #[test]
 fn the_pixels_per_byte_bound_is_the_reason_and_is_configurable() {
     let bomb = read("bad/gif-35-bytes-11254x4097-screen.gif");
-    match process_image(&bomb, &config()) {
+    match compress_image(&bomb, &config()) {
         Err(ImageError::TooManyPixelsPerByte {
             width: 11254,
             height: 4097,
@@ -691,7 +691,7 @@ fn the_pixels_per_byte_bound_is_the_reason_and_is_configurable() {
         max_pixels_per_byte: 2_000_000,
         ..config()
     };
-    let out = process_image(&bomb, &lenient).expect("decoded once the bound allows it");
+    let out = compress_image(&bomb, &lenient).expect("decoded once the bound allows it");
     assert_eq!((out.width, out.height), (11254, 4097));
     // The densest real file (a blank 1-bit 4000x4000 PNG, 2,650 pixels per byte) stays well inside.
     let blank = read("good/png-1bit-4000x4000-blank.png");
@@ -700,7 +700,7 @@ fn the_pixels_per_byte_bound_is_the_reason_and_is_configurable() {
         ratio < image_compressor::config::DEFAULT_MAX_PIXELS_PER_BYTE / 4,
         "{ratio}"
     );
-    assert!(process_image(&blank, &config()).is_ok());
+    assert!(compress_image(&blank, &config()).is_ok());
 }
 
 #[test]

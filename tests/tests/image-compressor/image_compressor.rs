@@ -202,7 +202,7 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 fn held_on_png(
     bytes: &[u8],
     config: &image_compressor::pipeline::PipelineConfig,
-) -> Result<image_compressor::pipeline::Processed, image_compressor::pipeline::ImageError> {
+) -> Result<image_compressor::pipeline::Compressed, image_compressor::pipeline::ImageError> {
     if bytes.starts_with(b"\x89PNG") {
         let mut state = HELD.0.lock().unwrap();
         state.0 = true;
@@ -212,7 +212,7 @@ fn held_on_png(
             .wait_timeout_while(state, PATIENCE, |s| !s.1)
             .unwrap();
     }
-    image_compressor::pipeline::process_image(bytes, config)
+    image_compressor::pipeline::compress_image(bytes, config)
 }
 
 struct ReleaseOnDrop;
@@ -401,7 +401,7 @@ async fn modern_formats_only_where_smaller_and_jpeg_only_when_asked() {
         ]))
         .unwrap();
     settings.pipeline.optimize = image_compressor::pipeline::Optimize::Speed;
-    let expected = image_compressor::pipeline::process_image(&body, &settings.pipeline).unwrap();
+    let expected = image_compressor::pipeline::compress_image(&body, &settings.pipeline).unwrap();
     let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);
     compressor.handle(event.clone()).await.unwrap();
     let mut written = Vec::new();

@@ -12,6 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use image::metadata::Orientation;
 use mozjpeg::{ColorSpace, Decompress, Marker};
 
+use super::jpeg_layout::{layout, Layout};
+use super::{scale_numerator, DecodeLimits, Decoded, PixelLayout};
 use crate::error::ImageError;
 use crate::libjpeg;
 use crate::memory_budget::{Peak, Shape};
@@ -21,54 +23,6 @@ use crate::memory_budget::{Peak, Shape};
 /// every variant's SSIM within 0.0001 of the full decode (at 1/3 it was 0.0004 lower, at 1/2
 /// 0.0015, at full size 0.024) and halved the decoding time, most of which is those scans.
 const LAST_BITS_MIN_REDUCTION: u64 = 4;
-
-/// A JPEG decoded at a reduced scale, upright pixels not yet applied.
-pub(crate) struct Decoded {
-    /// RGB (3 bytes a pixel) or grey (1).
-    pub pixels: Vec<u8>,
-    pub width: u32,
-    pub height: u32,
-    pub grey: bool,
-    /// The stored picture's full size (before scaling and orientation).
-    pub full_width: u32,
-    pub full_height: u32,
-    pub orientation: Orientation,
-    pub icc: Option<Vec<u8>>,
-    /// A progressive file: decoding it costs several times a baseline one's.
-    pub progressive: bool,
-}
-
-/// What [`decode`] needs from the pipeline's configuration.
-pub(crate) struct DecodeLimits {
-    pub max_pixels: u64,
-    pub max_pixels_per_byte: u64,
-    pub max_decode_bytes: u64,
-    /// The decoder may reduce the picture while its longest edge stays at least this long.
-    pub reduce_to_edge: u32,
-    /// The largest variant's longest edge (`u32::MAX`: no variant), for a decoder that resamples
-    /// straight to the variant's size.
-    pub largest_edge: u32,
-    /// The work after decoding and the memory budget, for the estimate of the image's peak.
-    pub work: crate::memory_budget::Work,
-}
-
-impl DecodeLimits {
-    /// The pixel bounds for a picture of this size read from a file of `input_bytes`.
-    pub fn check_size(
-        &self,
-        width: u32,
-        height: u32,
-        input_bytes: usize,
-    ) -> Result<(), ImageError> {
-        crate::limits::check_pixels(
-            width,
-            height,
-            input_bytes,
-            self.max_pixels,
-            self.max_pixels_per_byte,
-        )
-    }
-}
 
 /// `Ok(None)`: a JPEG this path does not handle (CMYK, YCCK), for the generic decoder.
 pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decoded>, ImageError> {
@@ -203,12 +157,16 @@ fn decode_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Option<Decode
         pixels,
         width,
         height,
-        grey,
+        layout: if grey {
+            PixelLayout::Grey
+        } else {
+            PixelLayout::Rgb
+        },
         full_width,
         full_height,
         orientation,
         icc,
-        progressive: layout.progressive,
+        cheap_decode: !layout.progressive,
     }))
 }
 
@@ -242,166 +200,9 @@ fn read_pixels<R: std::io::BufRead>(
     Ok((pixels, width, height))
 }
 
-/// One scan of a JPEG file: where its bytes are, and which bits of which coefficients it carries.
-struct Scan {
-    /// From its start-of-scan marker to the end of its entropy-coded data.
-    bytes: std::ops::Range<usize>,
-    /// Component ids.
-    components: Vec<u8>,
-    /// First and last coefficient (zigzag order), and the bit positions before and after it.
-    ss: u8,
-    se: u8,
-    ah: u8,
-    al: u8,
-}
-
-impl Scan {
-    /// A successive-approximation scan that sends AC coefficients' last bit: nothing follows it
-    /// for those coefficients, so a decoder may leave it out and keep every other scan valid.
-    fn refines_last_ac_bit(&self) -> bool {
-        self.ss > 0 && self.ah > 0 && self.al == 0
-    }
-}
-
-/// A JPEG's frame and scans, read from its markers alone (no entropy decoding).
-struct Layout {
-    progressive: bool,
-    /// Component ids, from the frame header.
-    components: Vec<u8>,
-    scans: Vec<Scan>,
-    /// An end-of-image marker follows the last scan.
-    ends: bool,
-}
-
-/// Walks the marker structure; `None` when a segment runs past the end of the file.
-fn layout(bytes: &[u8]) -> Option<Layout> {
-    let mut layout = Layout {
-        progressive: false,
-        components: Vec::new(),
-        scans: Vec::new(),
-        ends: false,
-    };
-    let mut i = 2;
-    while i + 2 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            // Extraneous bytes before a marker: libjpeg skips them (with a warning), and so do we.
-            i += bytes[i..].iter().position(|&b| b == 0xFF)?;
-            continue;
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0xD9 {
-            layout.ends = true;
-            break;
-        }
-        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            i += 2;
-            continue;
-        }
-        let (&high, &low) = (bytes.get(i + 2)?, bytes.get(i + 3)?);
-        let length = usize::from(u16::from_be_bytes([high, low]));
-        let segment = bytes.get(i + 4..i + 2 + length)?;
-        match marker {
-            // Start of frame (any but the arithmetic/lossless oddities we never accept anyway).
-            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
-                layout.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-                let count = usize::from(*segment.get(5).unwrap_or(&0));
-                layout.components = (0..count)
-                    .filter_map(|c| segment.get(6 + c * 3).copied())
-                    .collect();
-            }
-            0xDA => {
-                let count = usize::from(*segment.first().unwrap_or(&0));
-                let tail = 1 + count * 2;
-                let (&ss, &se, &a) = (
-                    segment.get(tail)?,
-                    segment.get(tail + 1)?,
-                    segment.get(tail + 2)?,
-                );
-                // The entropy-coded data ends at a marker other than a stuffed 0xFF00 or a restart
-                // marker.
-                let mut j = i + 2 + length;
-                while j + 1 < bytes.len()
-                    && !(bytes[j] == 0xFF
-                        && bytes[j + 1] != 0x00
-                        && !(0xD0..=0xD7).contains(&bytes[j + 1]))
-                {
-                    j += 1;
-                }
-                layout.scans.push(Scan {
-                    bytes: i..j,
-                    components: (0..count)
-                        .filter_map(|c| segment.get(1 + c * 2).copied())
-                        .collect(),
-                    ss,
-                    se,
-                    ah: a >> 4,
-                    al: a & 0x0F,
-                });
-                i = j;
-                continue;
-            }
-            _ => {}
-        }
-        i += 2 + length;
-    }
-    Some(layout)
-}
-
-impl Layout {
-    /// Whether the file holds a whole picture. Lenient decoders fill whatever is missing with
-    /// grey; an incomplete upload must be refused instead. Two checks on the marker structure:
-    /// - an end-of-image marker follows the last scan (a cut-off file has none);
-    /// - every coefficient of every component is finished by some scan (`Al = 0`), which is what
-    ///   a progressive file with scans missing (but a tidy end marker) lacks.
-    fn is_whole(&self) -> bool {
-        // finished[component index][coefficient]
-        let mut finished = vec![[false; 64]; self.components.len()];
-        for scan in self.scans.iter().filter(|s| s.al == 0) {
-            for id in &scan.components {
-                if let Some(index) = self.components.iter().position(|x| x == id) {
-                    // Ss and Se come from the file: clamp, so hostile values cannot index out of range.
-                    let (first, last) = (usize::from(scan.ss), usize::from(scan.se.min(63)));
-                    for done in finished[index].iter_mut().take(last + 1).skip(first) {
-                        *done = true;
-                    }
-                }
-            }
-        }
-        self.ends && !finished.is_empty() && finished.iter().all(|c| c.iter().all(|done| *done))
-    }
-
-    /// The file without the scans that refine the last bit of AC coefficients, or `None` when it
-    /// has none (a baseline file, or a progressive one without successive approximation).
-    fn without_last_ac_bits(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        if !self.progressive || !self.scans.iter().any(Scan::refines_last_ac_bit) {
-            return None;
-        }
-        let mut kept = Vec::with_capacity(bytes.len());
-        let mut from = 0;
-        for scan in self.scans.iter().filter(|s| s.refines_last_ac_bit()) {
-            kept.extend_from_slice(&bytes[from..scan.bytes.start]);
-            from = scan.bytes.end;
-        }
-        kept.extend_from_slice(&bytes[from..]);
-        Some(kept)
-    }
-}
-
-/// The smallest of libjpeg's fast scales (n/8 for n = 1, 2, 4, 8) that still leaves the longest
-/// edge at least `target` pixels long, so every variant is a reduction of real picture detail.
-pub(crate) fn scale_numerator(longest_edge: u32, target: u32) -> u8 {
-    [1u8, 2, 4]
-        .into_iter()
-        .find(|&n| u64::from(longest_edge) * u64::from(n) >= u64::from(target) * 8)
-        .unwrap_or(8)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::jpeg_layout::Scan;
     use super::*;
     use crate::encode::jpeg::{encode, Encoding};
 
@@ -423,14 +224,7 @@ mod tests {
         ))
         .unwrap();
         for (reduce_to, size) in [(400, (480, 320)), (900, (960, 640)), (1000, (1920, 1280))] {
-            let limits = DecodeLimits {
-                max_pixels: 100_000_000,
-                max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-                max_decode_bytes: 1 << 30,
-                reduce_to_edge: reduce_to,
-                largest_edge: reduce_to,
-                work: crate::memory_budget::Work::unbounded(),
-            };
+            let limits = DecodeLimits::for_tests(reduce_to, reduce_to);
             let d = decode(&storm, &limits).unwrap().unwrap();
             assert_eq!((d.width, d.height), size, "reduce to {reduce_to}");
             assert_eq!((d.full_width, d.full_height), (1920, 1280));
@@ -443,14 +237,7 @@ mod tests {
     }
 
     fn limits(reduce_to_edge: u32, largest_edge: u32) -> DecodeLimits {
-        DecodeLimits {
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-            max_decode_bytes: 1 << 30,
-            reduce_to_edge,
-            largest_edge,
-            work: crate::memory_budget::Work::unbounded(),
-        }
+        DecodeLimits::for_tests(reduce_to_edge, largest_edge)
     }
 
     /// libjpeg's own decoder at scale n/8, every scan read.
@@ -573,9 +360,7 @@ mod tests {
             max_pixels: 1 << 20,
             max_pixels_per_byte: 1 << 14,
             max_decode_bytes: 1 << 24,
-            reduce_to_edge: u32::MAX,
-            largest_edge: u32::MAX,
-            work: crate::memory_budget::Work::unbounded(),
+            ..DecodeLimits::for_tests(u32::MAX, u32::MAX)
         };
         let decoded = decode(&stray, &limits).unwrap().unwrap();
         assert_eq!((decoded.width, decoded.height), (w, h));
@@ -587,14 +372,7 @@ mod tests {
 
     #[test]
     fn errors_from_inside_libjpeg_become_errors() {
-        let limits = DecodeLimits {
-            max_pixels: 100_000_000,
-            max_pixels_per_byte: crate::config::DEFAULT_MAX_PIXELS_PER_BYTE,
-            max_decode_bytes: 1 << 30,
-            reduce_to_edge: 100,
-            largest_edge: 100,
-            work: crate::memory_budget::Work::unbounded(),
-        };
+        let limits = limits(100, 100);
         // A start-of-image marker and then nonsense.
         let e = decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3, 4], &limits)
             .err()
