@@ -22,7 +22,7 @@ FUNCTIONS := image-compressor user-api order-processor order-settlement
 FN        ?= user-api
 EVENT     ?= events/$(FN)/get-user.json
 
-.PHONY: help setup dashboard bench-tracing bench-corpus bench-photos bench-formats build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
+.PHONY: help setup dashboard bench-tracing bench-corpus bench-photos bench-formats bench-cold build build-arm64 smoke-arm64 test unit-test integration-test lint template-lint ci-lint watch invoke \
         demo local-up local-down deploy-local bench bench-aws deploy fuzz chaos clean
 
 help: ## List the targets
@@ -52,20 +52,29 @@ $(CONTRACT_STAMP): requirements-contract.txt
 	@rm -f $(CONTRACT_VENV)/.installed-*
 	@touch $@
 
-smoke-arm64: build-arm64 $(BENCH_STAMP) ## Boot each arm64 bootstrap under qemu against a stub Runtime API; arm64 image codecs vs Pillow
-	@command -v qemu-aarch64 >/dev/null && test -d /usr/aarch64-linux-gnu || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross; }
+smoke-arm64: build-arm64 $(BENCH_STAMP) ## No instruction beyond Graviton2 in any bootstrap outside aws-lc's CPU-checked functions; each boots under qemu -cpu neoverse-n1; codecs on every format vs Pillow
+	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-objdump >/dev/null && test -d /usr/aarch64-linux-gnu || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross binutils-aarch64-linux-gnu; }
 	$(PY) tools/arm64_smoke.py
 
 build: ## Build every function for this machine (debug)
 	cargo build --workspace
 
-build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig), sizes printed
+# Rust and the C codecs target Graviton2 (Neoverse N1), whatever the build machine: .cargo/config.toml.
+# Linked with symbols so tools/arm64_baseline.py can tell aws-lc's run-time dispatched functions from the
+# rest (copies kept in target/lambda-symbols/), then stripped as the release profile strips.
+build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig, for Neoverse N1), sizes printed
 	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@command -v aarch64-linux-gnu-strip >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils-aarch64-linux-gnu; }
+	CARGO_PROFILE_RELEASE_STRIP=false cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@mkdir -p target/lambda-symbols
 	@for f in $(FUNCTIONS); do \
 	  b=target/lambda/$$f/bootstrap; \
-	  printf '%-18s %8s bytes  %s\n' "$$f" "$$(stat -c %s $$b)" "$$(file -b $$b | cut -d, -f1-2)"; \
+	  cp $$b target/lambda-symbols/$$f && aarch64-linux-gnu-strip $$b || exit 1; \
+	  printf '%-18s %8s bytes, %8s zipped  %s\n' "$$f" "$$(stat -c %s $$b)" \
+	    "$$($(PY) -c 'import io, sys, zipfile; b = io.BytesIO(); z = zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED, compresslevel=9); z.write(sys.argv[1], "bootstrap"); z.close(); print(b.tell())' $$b)" \
+	    "$$(file -b $$b | cut -d, -f1-2)"; \
 	done
 
 test: setup lint ## Every test: lint, unit, integration (moto), fuzz-input replay, chaos smoke, edge function (node), API contract, template checks, Python tools
@@ -142,6 +151,10 @@ bench: setup $(BENCH_STAMP) ## Benchmarks side by side with their baselines; rew
 	$(PY) bench/corpus.py --photos --baseline $(PHOTOS_BASELINE)
 	$(PY) bench/tracing_overhead.py $(BENCH_ARGS)
 	$(PY) bench/formats.py $(BENCH_ARGS)
+	$(PY) bench/cold_start.py $(BENCH_ARGS)
+
+bench-cold: setup $(BENCH_STAMP) ## Cold start of each function vs a hello-world lambda_runtime function, same profile, one run; a BENCHMARKS.md section
+	$(PY) bench/cold_start.py $(BENCH_ARGS)
 
 bench-aws: setup ## Cold and warm starts of the deployed stack from Lambda's REPORT lines (AWS credentials; ENV=prod, BENCH_AWS_ARGS="--cold 20 --warm 100")
 	$(PY) bench/aws_bench.py --config-env $${ENV:-default} $(BENCH_AWS_ARGS)

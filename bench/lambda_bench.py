@@ -33,6 +33,8 @@ from runtime_api import RuntimeAPI, rss_kib  # noqa: E402
 from xray_daemon import XrayDaemon  # noqa: E402
 
 FUNCTIONS = ("user-api", "order-processor", "image-compressor")
+# The cold-start floor (bench/hello-world): a lambda_runtime function that does nothing.
+HELLO = "hello-world"
 BASELINE = {"user-api": "lambda_users.handler", "order-processor": "lambda_orders.handler",
             "image-compressor": "lambda_images.handler"}
 PHOTO = ROOT / "functions" / "image-compressor" / "testdata" / "good" / "storm-1920x1280.jpg"
@@ -73,7 +75,8 @@ RUST_VARIANTS = {"rust": {}, "rust-untraced": {"OTEL_SDK_DISABLED": "true"}, "ru
 class Bench:
     def __init__(self, quick, baseline_dir=None):
         self.quick = quick
-        self.binaries = {"rust": ROOT / "target" / "release", "rust-untraced": ROOT / "target" / "release",
+        release = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
+        self.binaries = {"rust": release, "rust-untraced": release,
                          "rust-baseline": baseline_dir}
         self.sink = XrayDaemon()
         self.moto = subprocess.Popen([sys.executable, str(ROOT / "tools" / "moto_server.py")],
@@ -121,7 +124,7 @@ class Bench:
         cmd, cwd = self.command(fn, lang)
         env = dict(os.environ)
         env.update(self.common)
-        env.update(self.fn_env[fn])
+        env.update(self.fn_env.get(fn, {}))
         if fn == "image-compressor" and lang in self.binaries:
             # The seed's handler writes JPEGs only: so does the Rust one here (the modern formats'
             # cost is bench/formats.py's section).
@@ -134,7 +137,7 @@ class Bench:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
             "LAMBDA_TASK_ROOT": str(cwd),
-            "_HANDLER": BASELINE[fn],
+            "_HANDLER": BASELINE.get(fn, "bootstrap"),
             "LOG_LEVEL": "warn",
         })
         if lang in RUST_VARIANTS:
@@ -216,6 +219,8 @@ class Bench:
         return events
 
     def events(self, fn, n, tag):
+        if fn == HELLO:
+            return [{"hello": tag}] * n
         if fn == "user-api":
             return self.user_events(n)
         if fn == "order-processor":

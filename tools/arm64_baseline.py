@@ -12,7 +12,16 @@ tagging, LS64, MOPS, CSSC) raises SIGILL on a Graviton2, whatever a newer host o
 Disassembles each file with GNU objdump for aarch64 (`aarch64-linux-gnu-objdump`, Debian's
 binutils-aarch64-linux-gnu: it decodes every extension it knows, so nothing newer hides as an unknown
 word) and lists each instruction outside the baseline with its address and the extension it needs.
-The exit status is 1 when there is one, 2 when a file cannot be disassembled.
+
+An instruction outside the baseline is allowed only inside a function listed in RUNTIME_DISPATCHED:
+code its library reaches only after a run-time CPU-feature check says the CPU has the extension
+(aws-lc reads the CPU's ID registers into OPENSSL_armcap_P at start and calls, say, its SHA-512
+routine only when the SHA512 bit is set). Such a finding is counted, named by symbol and passes;
+the same instruction in any other function fails. The check needs the symbol table: run it on an
+unstripped link (`make build-arm64` links with symbols, checks, then strips the bootstrap it ships);
+in a stripped file every finding fails, since nothing says which function holds it.
+
+The exit status is 1 when a finding is not allowed, 2 when a file cannot be disassembled.
 """
 import re
 import shutil
@@ -77,6 +86,25 @@ OPERAND_RULES = [
      "Armv8.5 memory tagging (MTE)"),
 ]
 
+# Functions that hold instructions beyond Neoverse N1 and run only when the CPU reports the extension.
+# Patterns match the whole symbol; aws-lc prefixes its symbols with `aws_lc_<version>_`.
+AWS_LC = r"(?:aws_lc_[0-9]+_[0-9]+_[0-9]+_)?"
+RUNTIME_DISPATCHED = [
+    (re.compile(AWS_LC + r"sha512_block_data_order_hw"),
+     "SHA512: sha512-armv8's SHA-512 with the SHA512 extension; sha/internal.h selects it only when "
+     "CRYPTO_is_ARMv8_SHA512_capable() (OPENSSL_armcap_P & ARMV8_SHA512)"),
+    (re.compile(AWS_LC + r"aesv8_gcm_8x_(?:enc|dec)_(?:128|192|256)"),
+     "SHA3 (EOR3): aesv8-gcm-armv8-unroll8's AES-GCM; modes/gcm.c calls it only when "
+     "CRYPTO_is_ARMv8_GCM_8x_capable() (ARMV8_SHA3 and a Neoverse V1/V2/V3 or Apple M core)"),
+    (re.compile(AWS_LC + r"armv8_(?:get|set|restore)_dit"),
+     "DIT (MSR/MRS DIT): cpucap/cpu_aarch64.c's functions test CRYPTO_is_ARMv8_DIT_capable() before "
+     "touching the register"),
+    (re.compile(AWS_LC + r"CRYPTO_rndr(?:_multiple8)?"),
+     "RNG (RNDR): rand/entropy calls it only after have_hw_rng_aarch64() (OPENSSL_armcap_P & ARMV8_RNG)"),
+]
+
+SYMBOL = re.compile(r"^[0-9a-f]+ <(?P<name>.+)>:\s*$")
+
 LINE = re.compile(
     r"^\s*(?P<addr>[0-9a-f]+):\s+"
     r"(?:[0-9a-f]{8}\s+|(?:[0-9a-f]{2} ){4}\s*)?"  # the raw word, if the disassembler printed it
@@ -106,11 +134,30 @@ def check_line(line):
 
 def findings(lines):
     """(line, extension) for every instruction outside the baseline."""
+    return [(line, feature) for line, feature, _, _ in classify(lines)]
+
+
+def dispatch_reason(symbol):
+    """Why instructions beyond the baseline may sit in `symbol`, or None when they may not."""
+    for pattern, reason in RUNTIME_DISPATCHED:
+        if symbol and pattern.fullmatch(symbol):
+            return reason
+    return None
+
+
+def classify(lines):
+    """(line, extension, enclosing symbol, reason it is allowed or None) per instruction outside the
+    baseline; the symbol is the last `<name>:` header objdump printed before the line."""
     out = []
+    symbol = None
     for line in lines:
+        header = SYMBOL.match(line)
+        if header:
+            symbol = header["name"]
+            continue
         feature = check_line(line)
         if feature:
-            out.append((line.rstrip("\n"), feature))
+            out.append((line.rstrip("\n"), feature, symbol, dispatch_reason(symbol)))
     return out
 
 
@@ -122,30 +169,46 @@ def objdump():
 
 
 def check_file(path, show=20):
-    """Prints a verdict for one executable; returns the number of instructions outside the baseline."""
+    """Prints a verdict for one executable; returns the number of instructions outside the baseline
+    that are not in a run-time dispatched function (None when it cannot be disassembled)."""
     proc = subprocess.Popen([*objdump(), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     instructions = 0
-    found = []
-    for line in proc.stdout:
-        if LINE.match(line):
-            instructions += 1
-            feature = check_line(line)
-            if feature:
-                found.append((line.rstrip("\n"), feature))
+
+    def counted(stream):
+        nonlocal instructions
+        for line in stream:
+            if LINE.match(line):
+                instructions += 1
+            yield line
+
+    found = classify(counted(proc.stdout))
     err = proc.stderr.read()
     if proc.wait() != 0 or instructions == 0:
         print(f"arm64-baseline: {path}: cannot disassemble: {err.strip()[:300]}")
         return None
-    if not found:
-        print(f"arm64-baseline: {path}: {instructions} instructions, all within Neoverse N1 (Armv8.2-A + "
-              "crc, lse, rcpc, dotprod, fp16, crypto)")
+    return report(path, instructions, found, show)
+
+
+def report(path, instructions, found, show=20):
+    """Prints the verdict for classified findings; returns how many are not allowed."""
+    allowed = [f for f in found if f[3]]
+    bad = [f for f in found if not f[3]]
+    if allowed:
+        by_symbol = Counter((symbol, feature) for _, feature, symbol, _ in allowed)
+        print(f"arm64-baseline: {path}: {len(allowed)} instructions beyond Neoverse N1 in functions aws-lc "
+              "calls only after its CPU-feature check:")
+        for (symbol, feature), n in sorted(by_symbol.items()):
+            print(f"    {symbol}: {feature} ×{n}")
+    if not bad:
+        print(f"arm64-baseline: {path}: {instructions} instructions, none beyond Neoverse N1 (Armv8.2-A + "
+              "crc, lse, rcpc, dotprod, fp16, crypto) outside those")
         return 0
-    by_feature = Counter(f for _, f in found)
-    print(f"arm64-baseline: {path}: {len(found)} of {instructions} instructions need more than Neoverse N1: "
-          + ", ".join(f"{f} ×{n}" for f, n in by_feature.most_common()))
-    for line, feature in found[:show]:
-        print(f"    {line.strip()}    [{feature}]")
-    return len(found)
+    by_feature = Counter(f for _, f, _, _ in bad)
+    print(f"arm64-baseline: {path}: FAILED: {len(bad)} of {instructions} instructions need more than Neoverse N1 "
+          "outside a run-time dispatched function: " + ", ".join(f"{f} ×{n}" for f, n in by_feature.most_common()))
+    for line, feature, symbol, _ in bad[:show]:
+        print(f"    {symbol or '(no symbol)'}: {line.strip()}    [{feature}]")
+    return len(bad)
 
 
 def main(argv):

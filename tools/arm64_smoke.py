@@ -1,10 +1,16 @@
 """Boots each arm64 release `bootstrap` under qemu-aarch64 against a minimal Lambda Runtime API and
-checks it answers one event (make smoke-arm64; needs `make build-arm64` and Debian's qemu-user and
-libc6-arm64-cross, which the Makefile target installs).
+checks it answers one event (make smoke-arm64; needs `make build-arm64` and Debian's qemu-user,
+libc6-arm64-cross and binutils-aarch64-linux-gnu, which the Makefile target installs).
 
-First one event per function that needs no AWS service: an S3 test event, an unknown API route, an
-empty batch. Then the image codecs' arm64 code (mozjpeg's, libwebp's and libaom's NEON paths,
-compiled by zig): the arm64 image-compressor turns real uploads in the local emulator into JPEG
+Every bootstrap must run on the oldest Graviton Lambda uses, so qemu emulates a Neoverse N1
+(Graviton2: Armv8.2-A with crc, lse, rcpc, dotprod, fp16), not its default `max` CPU that accepts
+every instruction. First tools/arm64_baseline.py disassembles each bootstrap and fails on any
+instruction an N1 lacks outside the functions selected at run time by a CPU-feature check, including
+code no event below reaches. Then one event per function that needs no AWS service: an S3 test
+event, an unknown API route, an empty batch. Then the image codecs' arm64 code (mozjpeg's, libwebp's
+and libaom's NEON paths, compiled by zig): the arm64 image-compressor turns real uploads of every
+format it reads (JPEG baseline, progressive, CMYK, grey and EXIF-rotated; PNG 8-bit RGBA, 16-bit,
+16-bit RGBA and palette; GIF; WebP lossy and lossless; BMP; TIFF) in the local emulator into JPEG
 variants and, where smaller, AVIF and WebP ones, and each large variant must be, pixel for pixel,
 close to Pillow's own Lanczos resize of the source (an AVIF only where Pillow reads AVIF).
 """
@@ -12,12 +18,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSROOT = "/usr/aarch64-linux-gnu"
+# Graviton2, the oldest CPU Lambda's arm64 functions run on.
+QEMU_CPU = "neoverse-n1"
 CASES = {
     "image-compressor": ({"DESTINATION_BUCKET": "out", "SOURCE_BUCKET": "in"},
                          json.loads((ROOT / "events/image-compressor/s3-test-event.json").read_text()),
@@ -84,7 +93,7 @@ def run_bootstrap(fn, env, event, timeout=60):
                        AWS_SECRET_ACCESS_KEY="x", AWS_LAMBDA_FUNCTION_NAME=fn,
                        AWS_LAMBDA_FUNCTION_VERSION="1", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
                        AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
-    proc = subprocess.Popen(["qemu-aarch64", "-L", SYSROOT, str(binary)], env=environment,
+    proc = subprocess.Popen(["qemu-aarch64", "-cpu", QEMU_CPU, "-L", SYSROOT, str(binary)], env=environment,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     answered = result["done"].wait(timeout)
     proc.kill()
@@ -95,13 +104,26 @@ def run_bootstrap(fn, env, event, timeout=60):
     return json.loads(result["body"])
 
 
+TESTDATA = ROOT / "functions" / "image-compressor" / "testdata"
+CORPUS = ROOT / "bench" / "corpus"
+# One upload per format and flavour the pipeline reads, and one it must skip.
 UPLOADS = {
-    "photos/garden.jpg": "good/garden-2560x1600.jpg",
-    "photos/rotated.jpg": "good/storm-exif-orientation6-gps.jpg",
-    "photos/progressive.jpeg": "good/video-001-progressive.jpeg",
-    "photos/wood.webp": "good/wood-4096x4096.webp",
-    "photos/spring.png": "good/spring-rgba-1600x1200.png",
-    "photos/cut.jpg": "bad/garden-truncated-40pct.jpg",
+    "photos/garden.jpg": TESTDATA / "good/garden-2560x1600.jpg",
+    "photos/rotated.jpg": TESTDATA / "good/storm-exif-orientation6-gps.jpg",
+    "photos/progressive.jpeg": TESTDATA / "good/video-001-progressive.jpeg",
+    "photos/cmyk.jpeg": TESTDATA / "good/video-001-cmyk.jpeg",
+    "photos/grey.jpg": TESTDATA / "good/grey-gray-2560x1600.jpg",
+    "photos/wood.webp": TESTDATA / "good/wood-4096x4096.webp",
+    "photos/flower-lossy.webp": CORPUS / "pillow-flower.webp",
+    "photos/card-lossless.webp": CORPUS / "pillow-test-card-lossless.webp",
+    "photos/spring.png": TESTDATA / "good/spring-rgba-1600x1200.png",
+    "photos/rgb16.png": TESTDATA / "good/pngsuite-basn2c16-16bit.png",
+    "photos/rgba16.png": TESTDATA / "good/pngsuite-basn6a16-rgba16.png",
+    "photos/palette.png": TESTDATA / "good/pngsuite-basn3p08-palette.png",
+    "photos/triangle.gif": TESTDATA / "good/triangle-001.gif",
+    "photos/storm.bmp": TESTDATA / "good/storm-960x640.bmp",
+    "photos/storm.tiff": TESTDATA / "good/storm-960x640.tiff",
+    "photos/cut.jpg": TESTDATA / "bad/garden-truncated-40pct.jpg",
 }
 
 
@@ -121,10 +143,9 @@ def images_case():
                           aws_access_key_id="x", aws_secret_access_key="x")
         for bucket in ("smoke-in", "smoke-out"):
             s3.create_bucket(Bucket=bucket)
-        testdata = ROOT / "functions" / "image-compressor" / "testdata"
         records = []
         for key, file in UPLOADS.items():
-            s3.put_object(Bucket="smoke-in", Key=key, Body=(testdata / file).read_bytes())
+            s3.put_object(Bucket="smoke-in", Key=key, Body=file.read_bytes())
             records.append({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                             "s3": {"bucket": {"name": "smoke-in"}, "object": {"key": key}}})
         problems = []
@@ -148,7 +169,7 @@ def images_case():
                 problems.append(f"{optimize}: outputs {keys}, expected {jpegs} and AVIF, WebP where smaller")
                 continue
             for key in good:
-                with Image.open(testdata / UPLOADS[key]) as src:
+                with Image.open(UPLOADS[key]) as src:
                     src = ImageOps.exif_transpose(src)
                     if src.mode in ("RGBA", "LA", "P"):
                         src = src.convert("RGBA")
@@ -175,8 +196,34 @@ def images_case():
         moto.wait(timeout=20)
 
 
+FUNCTIONS = ("image-compressor", "user-api", "order-processor", "order-settlement")
+
+
+def text_section(path):
+    """The bytes of an ELF file's .text section (what strip leaves untouched)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "text"
+        subprocess.run(["aarch64-linux-gnu-objcopy", "-O", "binary", "--only-section=.text", str(path), str(out)],
+                       check=True)
+        return out.read_bytes()
+
+
 def main():
+    import arm64_baseline
+
     failures = 0
+    for fn in FUNCTIONS:
+        binary = ROOT / "target" / "lambda" / fn / "bootstrap"
+        symbols = ROOT / "target" / "lambda-symbols" / fn
+        if not binary.exists() or not symbols.exists():
+            sys.exit(f"{binary} or {symbols} is missing: run make build-arm64")
+        # The copy with symbols is checked; it must hold the very code the stripped bootstrap ships.
+        if text_section(symbols) != text_section(binary):
+            print(f"smoke-arm64: {fn:<17} FAILED: {symbols} is not the code of {binary}")
+            failures += 1
+            continue
+        outside = arm64_baseline.check_file(symbols)
+        failures += 0 if outside == 0 else 1
     for fn, (env, event, expected) in CASES.items():
         response = run_bootstrap(fn, env, event)
         ok = response is not None and expected(response)
@@ -185,7 +232,7 @@ def main():
     problems = images_case()
     for p in problems:
         print(f"smoke-arm64: image-compressor FAILED: {p}")
-    print(f"smoke-arm64: image codecs on arm64 {'FAILED' if problems else 'match Pillow'}")
+    print(f"smoke-arm64: image codecs on arm64 ({QEMU_CPU}) {'FAILED' if problems else 'match Pillow'}")
     sys.exit(1 if failures or problems else 0)
 
 

@@ -62,3 +62,42 @@ class Baseline(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+SYMBOLS = (HERE / "fixtures" / "arm64_symbols.txt").read_text().splitlines()
+
+
+class RuntimeDispatched(unittest.TestCase):
+    """fixtures/arm64_symbols.txt: the same newer instructions inside aws-lc's run-time dispatched
+    functions (SHA-512 `_hw`, the 8x-unrolled AES-GCM, DIT) and inside functions that are not (a Rust function, aws-lc's
+    portable `_nohw` variant, a name that only contains an allowed one)."""
+
+    def verdicts(self):
+        return [(symbol, reason is not None) for _, _, symbol, reason in arm64_baseline.classify(SYMBOLS)]
+
+    def test_each_finding_is_named_by_its_symbol(self):
+        symbols = [symbol for symbol, _ in self.verdicts()]
+        self.assertEqual(symbols, ["aws_lc_0_35_0_sha512_block_data_order_hw"] * 2 + ["aws_lc_0_35_0_aesv8_gcm_8x_enc_128"] * 2
+                         + ["aws_lc_0_35_0_armv8_set_dit", "_ZN12image_resize6kernel17h0123456789abcdefE",
+                            "aws_lc_0_35_0_sha512_block_data_order_nohw", "my_sha512_block_data_order_hw_wrapper"])
+
+    def test_in_a_run_time_dispatched_function_it_passes(self):
+        allowed = {symbol for symbol, ok in self.verdicts() if ok}
+        self.assertEqual(allowed, {"aws_lc_0_35_0_sha512_block_data_order_hw", "aws_lc_0_35_0_aesv8_gcm_8x_enc_128",
+                                   "aws_lc_0_35_0_armv8_set_dit"})
+
+    def test_anywhere_else_it_fails(self):
+        refused = [symbol for symbol, ok in self.verdicts() if not ok]
+        self.assertEqual(refused, ["_ZN12image_resize6kernel17h0123456789abcdefE",
+                                   "aws_lc_0_35_0_sha512_block_data_order_nohw",
+                                   "my_sha512_block_data_order_hw_wrapper"])
+
+    def test_the_verdict_counts_only_the_refused(self):
+        found = arm64_baseline.classify(SYMBOLS)
+        self.assertEqual(arm64_baseline.report("fixture", 15, found), 3)
+        allowed_only = [f for f in found if f[3]]
+        self.assertEqual(arm64_baseline.report("fixture", 15, allowed_only), 0)
+
+    def test_a_stripped_file_allows_nothing(self):
+        stripped = ["0000000000401000 <.text>:" if line.endswith(">:") else line for line in SYMBOLS]
+        self.assertTrue(all(reason is None for *_, reason in arm64_baseline.classify(stripped)))

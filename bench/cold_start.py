@@ -1,0 +1,131 @@
+"""Cold start against the floor: each function's init next to a hello-world `lambda_runtime` function
+(bench/hello-world) built with the same release profile, in one run. Rewrites the "Cold start against
+a hello-world" section of BENCHMARKS.md (part of `make bench`; alone: `make bench-cold`).
+
+    python bench/cold_start.py [--processes N] [--quick]
+
+Every process is fresh and serves one event through the local Runtime API (bench/runtime_api.py)
+against moto with template.yaml deployed (bench/lambda_bench.py), as deployed: span export on (a UDP
+socket stands where Lambda's X-Ray daemon is) and user-api's pagination key in Secrets Manager. The
+functions and the hello-world take turns, so a busy machine slows them alike.
+"""
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import lambda_bench  # noqa: E402
+from lambda_bench import FUNCTIONS, HELLO, percentile  # noqa: E402
+from tracing_overhead import write  # noqa: E402
+
+HEADING = "## Cold start against a hello-world"
+GOAL = 1.5  # each function's init p50 at most this many times the hello-world's
+ZIP_LIMIT = 4 * 1024 * 1024
+SETTLEMENT = "order-settlement"
+MEASURED = (*FUNCTIONS, SETTLEMENT)
+BINS = ["-p", HELLO, *[a for fn in MEASURED for a in ("-p", fn)], "--bins"]
+# order-settlement's event: a payment result that names another order's key (read, then skipped).
+SETTLEMENT_EVENT = json.loads((ROOT / "events" / SETTLEMENT / "invalid-result.json").read_text())
+
+
+def events(bench, fn, tag):
+    return [SETTLEMENT_EVENT] if fn == SETTLEMENT else bench.events(fn, 1, tag)
+
+
+def check(bench, fn, responses):
+    if fn != SETTLEMENT:
+        return bench.check(fn, responses)
+    for raw in responses:
+        if "batchItemFailures" not in json.loads(raw):
+            raise SystemExit(f"cold-start: {fn} answered {raw[:200]}")
+
+
+def measure(bench, processes):
+    inits = {fn: [] for fn in (HELLO, *MEASURED)}
+    firsts = {fn: [] for fn in inits}
+    for i in range(processes):
+        for fn in inits:
+            out = bench.run(fn, "rust", events(bench, fn, f"cold-{i}"))
+            check(bench, fn, out["responses"])
+            inits[fn].append(out["init_ms"])
+            firsts[fn].append(out["first_response_ms"])
+    results = {}
+    for fn in inits:
+        results[fn] = {"init_p50": percentile(inits[fn], 50), "init_p99": percentile(inits[fn], 99),
+                       "first_p50": percentile(firsts[fn], 50)}
+    floor = results[HELLO]["init_p50"]
+    for fn, r in results.items():
+        r["ratio"] = r["init_p50"] / floor if floor else float("nan")
+        print(f"  {fn:<17} init p50 {r['init_p50']:5.2f} ms p99 {r['init_p99']:5.2f} ms ({r['ratio']:.2f}x the "
+              f"hello-world); first response p50 {r['first_p50']:6.1f} ms", flush=True)
+    return results
+
+
+def zipped_bootstrap(fn):
+    """Bytes of the arm64 bootstrap of `fn` zipped (deflate, level 9), or None when not built."""
+    path = ROOT / "target" / "lambda" / fn / "bootstrap"
+    if not path.exists():
+        return None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(path, "bootstrap")
+    return buffer.tell()
+
+
+def section(results, processes):
+    floor = results[HELLO]
+    lines = [HEADING, "",
+             f"Written by `bench/cold_start.py` (`make bench-cold`, part of `make bench`) on {time.strftime('%Y-%m-%d')}. "
+             f"{processes} fresh processes per function, each serving one event, the functions and a hello-world "
+             "`lambda_runtime` function (`bench/hello-world`: same runtime, same single-threaded tokio, same "
+             "release profile, never deployed) taking turns in one run. Init: process start → first "
+             "`GET /runtime/invocation/next`; first response: process start → the first response posted. As "
+             "deployed: spans exported to an X-Ray daemon socket, user-api's pagination key in Secrets Manager "
+             "(moto), the release binaries built for this machine.", "",
+             "What init does as deployed: logging, metrics and the span exporter installed, configuration read "
+             "and validated, the SDK configuration and clients built, and user-api's pagination key read from "
+             "Secrets Manager.", "",
+             f"| function | init p50 ms | init p99 ms | init p50 vs hello-world (goal ≤ {GOAL}x) | first response p50 ms | "
+             "arm64 bootstrap zipped |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for fn, r in results.items():
+        size = zipped_bootstrap(fn) if fn != HELLO else None
+        shown = "—" if size is None else f"{size / 2 ** 20:.2f} MiB{'' if size < ZIP_LIMIT else ' (over 4 MB)'}"
+        verdict = "floor" if fn == HELLO else f"{r['ratio']:.2f}x {'✅' if r['ratio'] <= GOAL else '❌'}"
+        lines.append(f"| {fn} | {r['init_p50']:.2f} | {r['init_p99']:.2f} | {verdict} | {r['first_p50']:.1f} | {shown} |")
+    worst = max(results[fn]["ratio"] for fn in MEASURED)
+    lines += ["", f"Worst function: {worst:.2f}x the hello-world's {floor['init_p50']:.2f} ms "
+                  f"({'goal met' if worst <= GOAL else 'goal not met'}). Zipped sizes are of `make build-arm64`'s "
+                  "bootstraps when they are built."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--processes", type=int, default=30, help="cold starts per function")
+    parser.add_argument("--quick", action="store_true", help="fewer processes (a smoke run)")
+    args = parser.parse_args()
+    processes = 5 if args.quick else args.processes
+    started = time.time()
+    subprocess.run(["cargo", "build", "--release", "-q", *BINS], cwd=ROOT, check=True)
+    print(f"cold-start: measuring (at {time.time() - started:.0f} s)", flush=True)
+    bench = lambda_bench.Bench(args.quick)
+    try:
+        bench.seed_user()
+        bench.seed_stock()
+        results = measure(bench, processes)
+    finally:
+        bench.close()
+    write(section(results, processes), heading=HEADING)
+    print(f"cold-start: BENCHMARKS.md's \"{HEADING[3:]}\" section written in {time.time() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
