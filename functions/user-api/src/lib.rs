@@ -499,8 +499,12 @@ async fn dispatch<S: UserStore, I: IdempotencyStore>(
         (Route::Collection, "GET") => list(api, request, &caller).await,
         (Route::Collection, _) => create_idempotent(api, request, &caller, deadline).await,
         (Route::Item(id), "GET") => get(api, &caller, parse_id(id)?).await,
-        (Route::Item(id), "PUT") => change(api, request, &caller, parse_id(id)?, false).await,
-        (Route::Item(id), "PATCH") => change(api, request, &caller, parse_id(id)?, true).await,
+        (Route::Item(id), "PUT") => {
+            update(api, request, &caller, parse_id(id)?, Update::Replace).await
+        }
+        (Route::Item(id), "PATCH") => {
+            update(api, request, &caller, parse_id(id)?, Update::Merge).await
+        }
         (Route::Item(id), _) => delete(api, request, &caller, parse_id(id)?).await,
     }
 }
@@ -520,7 +524,17 @@ fn store_error(caller: &Caller, e: PortError) -> ApiError {
     }
 }
 
-fn forbid(caller: &Caller, action: UserAction) -> Result<(), ApiError> {
+/// How a write over an existing profile reads its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Update {
+    /// `PUT`: the body is the whole profile, every field required.
+    Replace,
+    /// `PATCH`: a JSON merge patch; only the fields it names change.
+    Merge,
+}
+
+/// The caller may do `action`, or the request ends with its 403.
+fn require_permission(caller: &Caller, action: UserAction) -> Result<(), ApiError> {
     Ok(authorize(caller, action)?)
 }
 
@@ -529,7 +543,7 @@ async fn list<S: UserStore, I: IdempotencyStore>(
     request: &Request,
     caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
-    forbid(caller, UserAction::List)?;
+    require_permission(caller, UserAction::List)?;
     let mut errors = ValidationErrors::new();
     let params = request.query_string_parameters_ref();
     let mut limit = DEFAULT_PAGE_SIZE;
@@ -708,7 +722,7 @@ async fn create<S: UserStore, I: IdempotencyStore>(
             ApiError::Forbidden("your identity has no UUID subject to create a profile under")
         })?,
     };
-    forbid(caller, UserAction::Create(user_id))?;
+    require_permission(caller, UserAction::Create(user_id))?;
     authorize_email(caller, &new_user.email)?;
     let user = new_user.into_user(user_id, timestamp((api.clock)()));
     api.store
@@ -728,7 +742,7 @@ async fn get<S: UserStore, I: IdempotencyStore>(
     caller: &Caller,
     id: Uuid,
 ) -> Result<Response<Body>, ApiError> {
-    forbid(caller, UserAction::Read(id))?;
+    require_permission(caller, UserAction::Read(id))?;
     let user = api
         .store
         .get(id)
@@ -737,20 +751,19 @@ async fn get<S: UserStore, I: IdempotencyStore>(
     Ok(user_response(200, &user))
 }
 
-async fn change<S: UserStore, I: IdempotencyStore>(
+async fn update<S: UserStore, I: IdempotencyStore>(
     api: &Api<S, I>,
     request: &Request,
     caller: &Caller,
     id: Uuid,
-    partial: bool,
+    how: Update,
 ) -> Result<Response<Body>, ApiError> {
-    forbid(caller, UserAction::Change(id))?;
+    require_permission(caller, UserAction::Change(id))?;
     require_json(request)?;
     let body = body_bytes(request)?;
-    let changes: UserChanges = if partial {
-        parse_patch(body)?
-    } else {
-        parse_replacement(body)?
+    let changes: UserChanges = match how {
+        Update::Merge => parse_patch(body)?,
+        Update::Replace => parse_replacement(body)?,
     };
     if let Some(email) = &changes.email {
         authorize_email(caller, email)?;
@@ -770,7 +783,7 @@ async fn delete<S: UserStore, I: IdempotencyStore>(
     caller: &Caller,
     id: Uuid,
 ) -> Result<Response<Body>, ApiError> {
-    forbid(caller, UserAction::Delete(id))?;
+    require_permission(caller, UserAction::Delete(id))?;
     let current = current_matching(api, request, id).await?;
     api.store.delete(&current).await?;
     let mut response = Response::new(Body::Empty);
