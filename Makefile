@@ -52,7 +52,7 @@ $(CONTRACT_STAMP): requirements-contract.txt
 	@rm -f $(CONTRACT_VENV)/.installed-*
 	@touch $@
 
-smoke-arm64: build-arm64 $(BENCH_STAMP) ## No instruction beyond Graviton2 in any bootstrap outside aws-lc's CPU-checked functions; each boots under qemu -cpu neoverse-n1; codecs on every format vs Pillow
+smoke-arm64: build-arm64 $(BENCH_STAMP) ## No instruction beyond Graviton2 in any bootstrap outside CPU-checked functions (aws-lc, crc-fast, libunwind); each boots under qemu -cpu neoverse-n1; codecs on every format vs Pillow
 	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-objdump >/dev/null && test -d /usr/aarch64-linux-gnu || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross binutils-aarch64-linux-gnu; }
 	$(PY) tools/arm64_smoke.py

@@ -13,8 +13,9 @@ Disassembles each file with GNU objdump for aarch64 (`aarch64-linux-gnu-objdump`
 binutils-aarch64-linux-gnu: it decodes every extension it knows, so nothing newer hides as an unknown
 word) and lists each instruction outside the baseline with its address and the extension it needs.
 
-An instruction outside the baseline is allowed only inside a function listed in RUNTIME_DISPATCHED:
-code its library reaches only after a run-time CPU-feature check says the CPU has the extension
+An instruction outside the baseline is allowed only inside a function listed in RUNTIME_DISPATCHED,
+and only of the extensions listed for it: code its library reaches only after a run-time check says
+the CPU has the extension (or, in the unwinder, only for frames of code that itself needs it)
 (aws-lc reads the CPU's ID registers into OPENSSL_armcap_P at start and calls, say, its SHA-512
 routine only when the SHA512 bit is set). Such a finding is counted, named by symbol and passes;
 the same instruction in any other function fails. The check needs the symbol table: run it on an
@@ -86,21 +87,46 @@ OPERAND_RULES = [
      "Armv8.5 memory tagging (MTE)"),
 ]
 
-# Functions that hold instructions beyond Neoverse N1 and run only when the CPU reports the extension.
-# Patterns match the whole symbol; aws-lc prefixes its symbols with `aws_lc_<version>_`.
+# Functions that hold instructions beyond Neoverse N1 and run only when the CPU (or the code being
+# unwound) has the extension, each with the extensions it may hold and why it is safe. Patterns match
+# the whole symbol; aws-lc prefixes its symbols with `aws_lc_<version>_`. An instruction of another
+# extension in the same function still fails.
 AWS_LC = r"(?:aws_lc_[0-9]+_[0-9]+_[0-9]+_)?"
+# LLVM libunwind (linked by the zig toolchain cargo-lambda uses) for the local arm64 address space.
+LIBUNWIND = r"_ZN9libunwind(?:12UnwindCursor|17DwarfInstructions)INS_17LocalAddressSpaceENS_15Registers_arm64EE"
+MTE = "Armv8.5 memory tagging (MTE)"
 RUNTIME_DISPATCHED = [
-    (re.compile(AWS_LC + r"sha512_block_data_order_hw"),
+    (re.compile(AWS_LC + r"sha512_block_data_order_hw"), {"SHA512"},
      "SHA512: sha512-armv8's SHA-512 with the SHA512 extension; sha/internal.h selects it only when "
      "CRYPTO_is_ARMv8_SHA512_capable() (OPENSSL_armcap_P & ARMV8_SHA512)"),
-    (re.compile(AWS_LC + r"aesv8_gcm_8x_(?:enc|dec)_(?:128|192|256)"),
+    (re.compile(AWS_LC + r"aesv8_gcm_8x_(?:enc|dec)_(?:128|192|256)"), {"SHA3"},
      "SHA3 (EOR3): aesv8-gcm-armv8-unroll8's AES-GCM; modes/gcm.c calls it only when "
      "CRYPTO_is_ARMv8_GCM_8x_capable() (ARMV8_SHA3 and a Neoverse V1/V2/V3 or Apple M core)"),
-    (re.compile(AWS_LC + r"armv8_(?:get|set|restore)_dit"),
+    (re.compile(AWS_LC + r"armv8_(?:get|set|restore)_dit"), {"Armv8.4 DIT"},
      "DIT (MSR/MRS DIT): cpucap/cpu_aarch64.c's functions test CRYPTO_is_ARMv8_DIT_capable() before "
      "touching the register"),
-    (re.compile(AWS_LC + r"CRYPTO_rndr(?:_multiple8)?"),
+    (re.compile(AWS_LC + r"CRYPTO_rndr(?:_multiple8)?"), {"Armv8.5 RNG"},
      "RNG (RNDR): rand/entropy calls it only after have_hw_rng_aarch64() (OPENSSL_armcap_P & ARMV8_RNG)"),
+    (re.compile(r"_ZN8crc_fast4arch23update_aarch64_aes_sha317h[0-9a-f]{16}E"
+                r"|_ZN98_\$LT\$crc_fast\.\.arch\.\.aarch64\.\.aes_sha3\.\.Aarch64AesSha3Ops\$u20\$as\$u20\$"
+                r"crc_fast\.\.traits\.\.ArchOps\$GT\$\w+"), {"SHA3"},
+     "SHA3 (EOR3): crc-fast's CRC64/CRC32 for the S3 SDK's checksums; arch::update calls it, and the "
+     "Aarch64AesSha3Ops it uses exist, only when feature_detection chose the AesSha3 tier, i.e. "
+     "is_aarch64_feature_detected!(\"sha3\") (HWCAP_SHA3)"),
+    (re.compile(r"_ZN8crc_fast5crc326fusion7aarch64(?:20crc32_iscsi|23crc32_iso_hdlc)_aes_sha317h[0-9a-f]{16}E"),
+     {"SHA3"},
+     "SHA3 (EOR3): crc-fast's fused CRC32/CRC32C; crc32_iscsi and crc32_iso_hdlc call these only when "
+     "is_aarch64_feature_detected!(\"sha3\")"),
+    (re.compile(r"__libunwind_Registers_arm64_za_disable"), {"SME", "SME (ZA storage)"},
+     "SME (SMSTOP ZA): libunwind's Registers_arm64::zaDisable calls it only when checkHasSME() found "
+     "HWCAP2_SME in getauxval(AT_HWCAP2)"),
+    (re.compile(LIBUNWIND + r"(?:6getReg|13stepWithDwarf|6getCFA|16getSavedRegister|18evaluateExpression)E\w*"),
+     {"SVE"},
+     "SVE (CNTD): libunwind's Registers_arm64::lazyGetVG, read only for DWARF register VG (46), which "
+     "only the CFI of SVE code names, and SVE code runs only on a CPU that has SVE"),
+    (re.compile(LIBUNWIND + r"13stepWithDwarf\w*"), {MTE},
+     "MTE (STG): libunwind's stepWithDwarf retags a frame only when its CIE augmentation has 'G' "
+     "(stack tagging), which only code built for MTE emits"),
 ]
 
 SYMBOL = re.compile(r"^[0-9a-f]+ <(?P<name>.+)>:\s*$")
@@ -137,10 +163,11 @@ def findings(lines):
     return [(line, feature) for line, feature, _, _ in classify(lines)]
 
 
-def dispatch_reason(symbol):
-    """Why instructions beyond the baseline may sit in `symbol`, or None when they may not."""
-    for pattern, reason in RUNTIME_DISPATCHED:
-        if symbol and pattern.fullmatch(symbol):
+def dispatch_reason(symbol, feature=None):
+    """Why an instruction of `feature` beyond the baseline may sit in `symbol`, or None when it may not.
+    Without a feature, whether any listed extension may."""
+    for pattern, features, reason in RUNTIME_DISPATCHED:
+        if symbol and pattern.fullmatch(symbol) and (feature is None or feature in features):
             return reason
     return None
 
@@ -157,7 +184,7 @@ def classify(lines):
             continue
         feature = check_line(line)
         if feature:
-            out.append((line.rstrip("\n"), feature, symbol, dispatch_reason(symbol)))
+            out.append((line.rstrip("\n"), feature, symbol, dispatch_reason(symbol, feature)))
     return out
 
 
@@ -195,8 +222,8 @@ def report(path, instructions, found, show=20):
     bad = [f for f in found if not f[3]]
     if allowed:
         by_symbol = Counter((symbol, feature) for _, feature, symbol, _ in allowed)
-        print(f"arm64-baseline: {path}: {len(allowed)} instructions beyond Neoverse N1 in functions aws-lc "
-              "calls only after its CPU-feature check:")
+        print(f"arm64-baseline: {path}: {len(allowed)} instructions beyond Neoverse N1 in functions reached "
+              "only after a CPU-feature check (aws-lc, crc-fast) or for frames of such code (libunwind):")
         for (symbol, feature), n in sorted(by_symbol.items()):
             print(f"    {symbol}: {feature} ×{n}")
     if not bad:

@@ -101,3 +101,33 @@ class RuntimeDispatched(unittest.TestCase):
     def test_a_stripped_file_allows_nothing(self):
         stripped = ["0000000000401000 <.text>:" if line.endswith(">:") else line for line in SYMBOLS]
         self.assertTrue(all(reason is None for *_, reason in arm64_baseline.classify(stripped)))
+
+
+UNWINDER_CRC = (HERE / "fixtures" / "arm64_unwinder_crc.txt").read_text().splitlines()
+
+
+class UnwinderAndChecksums(unittest.TestCase):
+    """fixtures/arm64_unwinder_crc.txt: crc-fast's SHA3 CRC routines and LLVM libunwind's SME, SVE (VG)
+    and MTE code, each allowed only for the extension its guard checks: a SHA3 instruction in the
+    unwinder, SVE in an unwinder function that never reads VG, and SHA3 in crc-fast's AES-only path fail."""
+
+    def verdicts(self):
+        return [(symbol.split("E", 1)[0][-30:] if symbol.startswith("_ZN") else symbol, feature, reason is not None)
+                for _, feature, symbol, reason in arm64_baseline.classify(UNWINDER_CRC)]
+
+    def test_each_guarded_extension_passes_only_where_its_guard_is(self):
+        self.assertEqual([(feature, ok) for _, feature, ok in self.verdicts()], [
+            ("SHA3", True),  # crc_fast::arch::update_aarch64_aes_sha3
+            ("SHA3", True),  # crc_fast fused crc32_iscsi_aes_sha3
+            ("SHA3", False),  # crc_fast::arch::update_aarch64_aes: no SHA3 check guards it
+            ("SME", True), ("SME", True),  # za_disable, after HWCAP2_SME
+            ("Armv8.5 memory tagging (MTE)", True),  # stepWithDwarf, CIE 'G' frames only
+            ("SVE", True),  # stepWithDwarf reading VG
+            ("SHA3", False),  # stepWithDwarf has no SHA3 guard
+            ("SVE", True),  # UnwindCursor::getReg(VG)
+            ("SVE", False),  # jumpto never reads VG
+        ])
+
+    def test_the_verdict_counts_the_three_refused(self):
+        found = arm64_baseline.classify(UNWINDER_CRC)
+        self.assertEqual(arm64_baseline.report("fixture", 16, found), 3)
