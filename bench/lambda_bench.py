@@ -119,7 +119,7 @@ class Bench:
             return [str(self.binaries[lang] / fn)], ROOT
         return [sys.executable, "-m", "awslambdaric", BASELINE[fn]], HERE / "baselines"
 
-    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800):
+    def run(self, fn, lang, events, sample_rss_at=(), timeout=1800, extra_env=None):
         api = RuntimeAPI(events, sample_rss_at)
         cmd, cwd = self.command(fn, lang)
         env = dict(os.environ)
@@ -140,6 +140,7 @@ class Bench:
             "_HANDLER": BASELINE.get(fn, "bootstrap"),
             "LOG_LEVEL": "warn",
         })
+        env.update(extra_env or {})
         if lang in RUST_VARIANTS:
             # Lambda runs the X-Ray daemon beside every function with active tracing.
             env["AWS_XRAY_DAEMON_ADDRESS"] = self.sink.address

@@ -1,20 +1,134 @@
 //! Building SDK configuration and clients once per cold start, with explicit timeouts and retries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::ConnectorBuilder;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_runtime_api::shared::IntoShared;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::call_spans::CallSpans;
 use crate::config::AwsSettings;
 
 /// Loads region, credentials and endpoint overrides (`AWS_ENDPOINT_URL`, per-service variants) from the
 /// environment, then applies our timeouts and retry policy.
+///
+/// Lambda puts the region and the execution role's credentials in the environment, where the SDK's
+/// default chains look first. When they are there, they are taken from there directly, without
+/// building the rest of either chain (profile files, web identity with its STS client, container and
+/// instance metadata clients), which a cold start would build and never use.
 pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(timeouts(settings))
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
-        .load()
-        .await
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts));
+    if let Some(region) = environment_region() {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if credentials_in_environment() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader.load().await
+}
+
+fn set(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The region the default chain would take from the environment first.
+fn environment_region() -> Option<String> {
+    set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"))
+}
+
+/// Whether the default credentials chain would take its credentials from the environment.
+fn credentials_in_environment() -> bool {
+    set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some()
+}
+
+/// The one HTTPS client every SDK client of the process shares (the SDK's default: hyper, rustls on
+/// aws-lc, proxy settings from the environment), so they share its connection pool and build one
+/// connector per timeout setting instead of one each.
+///
+/// The SDK checks its HTTP client once per client it builds, and the default client answers each
+/// check by building a throwaway TLS connector, which loads and parses the platform's root
+/// certificates: five times at a cold start here (the credentials chain's STS client and four
+/// service clients). This client runs that check once: the roots still load at init, where the first
+/// event does not wait for them, but once.
+pub fn https_client() -> SharedHttpClient {
+    let hyper = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        |settings: Option<&HttpConnectorSettings>, components: Option<&RuntimeComponents>| {
+            let mut connector =
+                ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        },
+    );
+    checked_once(hyper)
+}
+
+/// `client`, with its configuration check run for the first SDK client that uses it only.
+fn checked_once(client: SharedHttpClient) -> SharedHttpClient {
+    CheckedOnce {
+        client,
+        checked: AtomicBool::new(false),
+    }
+    .into_shared()
+}
+
+/// An HTTP client whose configuration check runs for the first SDK client only.
+#[derive(Debug)]
+struct CheckedOnce {
+    client: SharedHttpClient,
+    checked: AtomicBool,
+}
+
+impl HttpClient for CheckedOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.client.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        config: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.checked.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let checked = self.client.validate_base_client_config(components, config);
+        if checked.is_err() {
+            // Not checked after all: the next client's check runs it again.
+            self.checked.store(false, Ordering::Release);
+        }
+        checked
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.client.connector_metadata()
+    }
 }
 
 /// What sending to (or receiving from) a KMS-encrypted queue or topic needs on its key.
@@ -71,4 +185,73 @@ pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
             .interceptor(CallSpans)
             .build(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// Counts configuration checks; never asked for a connector (no request is sent).
+    #[derive(Debug, Default)]
+    struct CountingClient {
+        checks: Arc<AtomicUsize>,
+    }
+
+    impl HttpClient for CountingClient {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("no request is sent in this test")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn settings() -> AwsSettings {
+        AwsSettings::from_env(&crate::Env::from_pairs(&[])).unwrap()
+    }
+
+    fn sdk_config(http: SharedHttpClient) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(http)
+            .timeout_config(timeouts(&settings()))
+            .build()
+    }
+
+    #[test]
+    fn the_http_client_is_checked_once_for_every_sdk_client_built() {
+        let counting = CountingClient::default();
+        let checks = counting.checks.clone();
+        let config = sdk_config(checked_once(counting.into_shared()));
+        let _ = (
+            dynamodb_client(&config),
+            sqs_client(&config),
+            sns_client(&config),
+            s3_client(&config),
+        );
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn without_it_each_sdk_client_checks_again() {
+        // What the wrapper saves: the SDK checks its HTTP client once per client it builds.
+        let counting = CountingClient::default();
+        let checks = counting.checks.clone();
+        let config = sdk_config(counting.into_shared());
+        let _ = (dynamodb_client(&config), sqs_client(&config));
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
+    }
 }
