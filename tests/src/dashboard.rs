@@ -4,9 +4,9 @@
 //! template holds the generated body; `stack/template.rs` fails when it is stale, and `make
 //! dashboard` rewrites it.
 
-use adapters::metric_catalog::{MetricSpec, CATALOG, REASON, ROUTE, STATUS_CLASS};
-use adapters::telemetry::METRICS_NAMESPACE;
 use serde_yaml::Value;
+use telemetry::metric_catalog::{MetricSpec, CATALOG, REASON, ROUTE, STATUS_CLASS};
+use telemetry::METRICS_NAMESPACE;
 
 use crate::template::{functions, resources};
 
@@ -216,7 +216,7 @@ pub fn body(t: &Value) -> String {
     let mut cold_starts = Vec::new();
     let cold_start = CATALOG
         .iter()
-        .find(|m| m.name == adapters::metric_catalog::COLD_START)
+        .find(|m| m.name == telemetry::metric_catalog::COLD_START)
         .expect("ColdStart is catalogued");
     for f in &fns {
         errors.push(lambda("Errors", &f.id, None));

@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use adapters::Env;
 use image_compressor::pipeline::{compress_image, ImageError, PipelineConfig};
 use serde_json::json;
+use settings::Env;
 
 fn main() {
     if let Err(e) = run() {

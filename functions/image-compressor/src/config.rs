@@ -1,7 +1,8 @@
 //! image-compressor configuration, read once at cold start.
 
-use adapters::config::{AwsSettings, ConfigError, Env};
+use adapters::config::AwsSettings;
 use domain::image::{parse_variants, VariantSpec, DEFAULT_VARIANTS};
+use settings::{ConfigError, Env};
 
 use crate::encode::{avif, webp};
 use crate::manifest::MANIFEST_PREFIX;

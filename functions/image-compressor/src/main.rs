@@ -2,12 +2,12 @@
 #![recursion_limit = "256"]
 
 use adapters::s3::S3ObjectStore;
-use adapters::telemetry::{report_cold_start, Telemetry};
-use adapters::Env;
 use image_compressor::config::Config;
 use image_compressor::Compressor;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
+use settings::Env;
+use telemetry::{report_cold_start, Telemetry};
 
 // One thread: Lambda runs one invocation at a time per process, and its work waits on AWS (the
 // image pipeline runs on the blocking pool). No worker threads to start, no stacks or malloc arenas
@@ -15,6 +15,9 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("image-compressor");
+    // lambda_runtime stores each invocation's trace id with setenv: this process's setenv keeps it in
+    // one buffer, where glibc's would keep every value for the life of the process.
+    telemetry::trace_id_env::check_setenv_replaced();
     image_compressor::allocator::keep_freed_memory();
     let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;

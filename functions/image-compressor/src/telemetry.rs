@@ -2,7 +2,7 @@
 //! (`image`, with its outcome), each outcome's log line and counter, and the figures of the work
 //! done (variants written, bytes in and out, processing time). The handler decides; this records.
 
-use adapters::metric_catalog as catalog;
+use telemetry::metric_catalog as catalog;
 use tracing::Instrument;
 
 use crate::event::Upload;

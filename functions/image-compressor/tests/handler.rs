@@ -444,7 +444,7 @@ async fn the_format_comes_from_the_bytes_whatever_the_name() {
 
 #[test]
 fn the_metrics_emitted_are_the_catalogued_ones() {
-    use adapters::metric_catalog::{capture, emitted_by};
+    use telemetry::metric_catalog::{capture, emitted_by};
     let emitted = capture(async {
         // Written, skipped (a bad file) and failed transiently.
         let c = compressor();

@@ -21,10 +21,10 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use adapters::Env;
 use image_compressor::allocator::keep_freed_memory;
 use image_compressor::pipeline::{compress_image, PipelineConfig};
 use serde_yaml::Value;
+use settings::Env;
 
 /// The file the child processes (set only for the child).
 const CHILD_FILE: &str = "IMAGE_MEMORY_LIMIT_CHILD_FILE";

@@ -230,7 +230,7 @@ fn the_memory_budget_comes_from_the_function_memory_and_is_checked_before_decodi
     ))
     .unwrap();
     let with_memory = |mb: &str| {
-        PipelineConfig::from_env(&adapters::Env::from_pairs(&[(
+        PipelineConfig::from_env(&settings::Env::from_pairs(&[(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
             mb,
         )]))

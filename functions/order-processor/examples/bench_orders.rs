@@ -12,7 +12,6 @@ use std::time::Instant;
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsPaymentQueue};
-use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use domain::order::{Order, OrderEvent, PaymentRequest, Reservation};
 use domain::ports::{DeadLetters, Notifier, OrderStore, PaymentQueue, TraceHeader};
@@ -23,6 +22,7 @@ use domain::PortError;
 use order_processor::config::Config;
 use order_processor::Processor;
 use serde_json::json;
+use settings::Env;
 
 /// Counts calls that reach the wrapped adapter.
 struct Counting<T> {

@@ -2,7 +2,7 @@
 //! (reads `INVENTORY_TABLE`, `ORDERS_TABLE` and the usual AWS settings, e.g. `AWS_ENDPOINT_URL`).
 
 use adapters::dynamo_orders::DynamoOrderStore;
-use adapters::Env;
+use settings::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

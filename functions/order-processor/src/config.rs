@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use adapters::config::{AwsSettings, ConfigError, Env};
+use adapters::config::AwsSettings;
 use domain::settlement::MAX_EXPIRY_DELAY_SECS;
+use settings::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct Config {

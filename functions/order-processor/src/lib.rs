@@ -18,7 +18,6 @@ pub mod config;
 use std::time::Duration;
 
 use adapters::budget::BatchBudget;
-use adapters::metric_catalog as catalog;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{
     parse_order_message, Order, OrderEvent, OrderRequest, OrderStatus, ParkReason, PaymentRequest,
@@ -28,6 +27,7 @@ use domain::ports::{DeadLetters, ExpiryQueue, Notifier, OrderStore, PaymentQueue
 use domain::settlement::{OrderExpiry, MAX_EXPIRY_DELAY_SECS};
 use domain::{Deadline, PortError};
 use futures::future::join_all;
+use telemetry::metric_catalog as catalog;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -232,11 +232,11 @@ where
             message_id = id,
             order_id,
             // The invocation that ran it: in another trace when the order continues its message's.
-            function_request_id = adapters::telemetry::current_request_id().as_str(),
+            function_request_id = telemetry::current_request_id().as_str(),
             outcome = tracing::field::Empty,
         );
         if let Some(trace) = &trace {
-            adapters::trace_export::continue_trace(&span, trace.as_str());
+            telemetry::xray::continue_trace(&span, trace.as_str());
         }
         let outcome = self
             .process_parsed(id, body, parsed, trace.as_ref())

@@ -3,18 +3,21 @@
 use adapters::dynamo_orders::DynamoOrderStore;
 use adapters::sns::SnsNotifier;
 use adapters::sqs::{SqsDeadLetters, SqsExpiryQueue, SqsPaymentQueue};
-use adapters::telemetry::{report_cold_start, Telemetry};
-use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use order_processor::config::Config;
 use order_processor::Processor;
+use settings::Env;
+use telemetry::{report_cold_start, Telemetry};
 
 // One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
 // worker threads to start, no stacks or malloc arenas of theirs in memory.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let telemetry = Telemetry::init("order-processor");
+    // lambda_runtime stores each invocation's trace id with setenv: this process's setenv keeps it in
+    // one buffer, where glibc's would keep every value for the life of the process.
+    telemetry::trace_id_env::check_setenv_replaced();
     let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let sqs = adapters::aws::sqs_client(&sdk);

@@ -481,7 +481,7 @@ async fn the_order_trace_goes_on_with_the_payment_request() {
 
 #[test]
 fn the_metrics_emitted_are_the_catalogued_ones() {
-    use adapters::metric_catalog::{capture, emitted_by};
+    use telemetry::metric_catalog::{capture, emitted_by};
     let emitted = capture(async {
         // Confirmed, cancelled, a duplicate and two poison messages; then one retried.
         let p = processor();

@@ -1,6 +1,7 @@
 //! order-settlement configuration, read once at cold start.
 
-use adapters::config::{AwsSettings, ConfigError, Env};
+use adapters::config::AwsSettings;
+use settings::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -16,7 +16,6 @@
 pub mod config;
 
 use adapters::budget::BatchBudget;
-use adapters::metric_catalog as catalog;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{Order, OrderEvent};
 use domain::ports::{Notifier, OrderSettlement, TraceHeader};
@@ -25,6 +24,7 @@ use domain::settlement::{
 };
 use domain::{Deadline, PortError};
 use std::time::Duration;
+use telemetry::metric_catalog as catalog;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 

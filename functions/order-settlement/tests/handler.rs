@@ -243,7 +243,7 @@ async fn a_lost_event_is_published_by_the_redelivery() {
 
 #[test]
 fn the_metrics_emitted_are_the_catalogued_ones() {
-    use adapters::metric_catalog::{capture, emitted_by};
+    use telemetry::metric_catalog::{capture, emitted_by};
     let emitted = capture(async {
         // Paid, released, a refund, an invalid message.
         let s = settler_with_pending(&["ord-1001", "ord-1003"]).await;

@@ -1,6 +1,7 @@
 //! user-api configuration, read once at cold start.
 
-use adapters::config::{AwsSettings, ConfigError, Env};
+use adapters::config::AwsSettings;
+use settings::{ConfigError, Env};
 
 /// The key that signs pagination tokens: a secret the stack generates (read once at cold start), or,
 /// for local runs and tests only, a value in the environment. The template sets only the first.

@@ -10,7 +10,6 @@ pub mod problem;
 
 use std::time::Instant;
 
-use adapters::metric_catalog as catalog;
 use domain::idempotency::{self, Claim, StoredResponse};
 use domain::page_token::PageTokens;
 use domain::ports::{IdempotencyStore, NoIdempotency, UserStore};
@@ -25,6 +24,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use telemetry::metric_catalog as catalog;
 use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -408,7 +408,7 @@ pub async fn handle_by<S: UserStore, I: IdempotencyStore>(
         otel.status_code = tracing::field::Empty,
     );
     if let Some(Route::Item(id)) = &route {
-        span.record("user", adapters::trace_export::pseudonym(id).as_str());
+        span.record("user", telemetry::xray::pseudonym(id).as_str());
     }
     tracing::debug!(parent: &span, method = %method, route = route_name(route.as_ref()), "request routed");
     let result = budget::within(

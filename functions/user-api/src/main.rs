@@ -3,9 +3,9 @@
 use adapters::dynamo_idempotency::DynamoIdempotencyStore;
 use adapters::dynamo_users::DynamoUserStore;
 use adapters::secrets::read_configured_secret;
-use adapters::telemetry::{report_cold_start, Telemetry};
-use adapters::Env;
 use lambda_http::{service_fn, Request, RequestExt};
+use settings::Env;
+use telemetry::{report_cold_start, Telemetry};
 use user_api::config::{Config, PageTokenKey, PAGE_TOKEN_SECRET_ARN};
 use user_api::{handle_by, Api};
 
@@ -14,6 +14,9 @@ use user_api::{handle_by, Api};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let telemetry = Telemetry::init("user-api");
+    // lambda_runtime stores each invocation's trace id with setenv: this process's setenv keeps it in
+    // one buffer, where glibc's would keep every value for the life of the process.
+    telemetry::trace_id_env::check_setenv_replaced();
     let config = report_cold_start(Config::from_env(&Env::process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     // The pagination-token key, read once: without it the function does not start.

@@ -12,13 +12,10 @@ const OTHER: &str = "5d4c3b2a-1f0e-4a9b-8c7d-6e5f4a3b2c1d";
 #[tokio::test]
 async fn info_logs_carry_no_personal_data() {
     use tracing_subscriber::layer::SubscriberExt;
-    let logs = adapters::telemetry::CapturedLogs::default();
+    let logs = telemetry::CapturedLogs::default();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new("info"))
-        .with(adapters::telemetry::JsonLogLayer::new(
-            "user-api",
-            logs.clone(),
-        ));
+        .with(telemetry::JsonLogLayer::new("user-api", logs.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let api = api();

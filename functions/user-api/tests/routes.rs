@@ -424,7 +424,7 @@ async fn the_sample_with_someone_elses_email_is_refused_before_the_store() {
 
 #[test]
 fn the_metrics_emitted_are_the_catalogued_ones() {
-    use adapters::metric_catalog::{capture, emitted_by};
+    use telemetry::metric_catalog::{capture, emitted_by};
     let emitted = capture(async {
         let api = api();
         call(&api, &event_json("create-user.json")).await;

@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_runtime_api::shared::IntoShared;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::call_spans::CallSpans;
+use crate::aws_call_spans::CallSpans;
 use crate::config::AwsSettings;
 
 /// Loads region, credentials and endpoint overrides (`AWS_ENDPOINT_URL`, per-service variants) from the
@@ -219,7 +219,7 @@ mod tests {
     }
 
     fn settings() -> AwsSettings {
-        AwsSettings::from_env(&crate::Env::from_pairs(&[])).unwrap()
+        AwsSettings::from_env(&settings::Env::from_pairs(&[])).unwrap()
     }
 
     fn sdk_config(http: SharedHttpClient) -> SdkConfig {

@@ -208,7 +208,7 @@ impl OrderStore for DynamoOrderStore {
         match transact(
             &self.client,
             actions,
-            Some(crate::metric_catalog::STOCK_RESERVATION_CONFLICTS),
+            Some(telemetry::metric_catalog::STOCK_RESERVATION_CONFLICTS),
         )
         .await
         {
@@ -367,7 +367,7 @@ impl OrderSettlement for DynamoOrderStore {
         match transact(
             &self.client,
             actions,
-            Some(crate::metric_catalog::STOCK_RESERVATION_CONFLICTS),
+            Some(telemetry::metric_catalog::STOCK_RESERVATION_CONFLICTS),
         )
         .await
         {

@@ -25,7 +25,7 @@ pub fn is_throttling_code(code: &str) -> bool {
 
 /// The request id AWS returned with a response (`-` when there is none to give).
 fn request_id(response: &HttpResponse) -> &str {
-    crate::call_spans::response_request_id(response.headers()).unwrap_or("-")
+    crate::aws_call_spans::response_request_id(response.headers()).unwrap_or("-")
 }
 
 /// The text of every classified error, `<service>: <Code> request-id=<id> <message>`: the one

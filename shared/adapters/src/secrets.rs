@@ -1,8 +1,8 @@
 //! Secrets the stack generates, read once at cold start.
 
-use crate::config::ConfigError;
 use crate::errors::classify;
 use domain::PortError;
+use settings::ConfigError;
 
 /// IAM actions reading a secret needs.
 pub const READ_SECRET_ACTIONS: &[&str] = &["secretsmanager:GetSecretValue"];

@@ -53,7 +53,7 @@ impl Notifier for SnsNotifier {
             .message_attributes("event_type", attribute(event.event_type.as_str())?)
             .message_attributes("event_id", attribute(&event.event_id)?);
         // SNS has no system attribute for it: subscribers read it as a message attribute.
-        if let Some(trace) = crate::trace_export::header_to_send(trace) {
+        if let Some(trace) = telemetry::xray::header_to_send(trace) {
             publish = publish.message_attributes(TRACE_ATTRIBUTE, attribute(&trace)?);
         }
         publish

@@ -89,7 +89,7 @@ impl PaymentQueue for SqsPaymentQueue {
 fn trace_attribute(
     trace: Option<&TraceHeader>,
 ) -> Result<Option<MessageSystemAttributeValue>, PortError> {
-    crate::trace_export::header_to_send(trace)
+    telemetry::xray::header_to_send(trace)
         .map(|trace| {
             MessageSystemAttributeValue::builder()
                 .data_type("String")

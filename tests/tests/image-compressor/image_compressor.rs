@@ -395,7 +395,7 @@ async fn modern_formats_only_where_smaller_and_jpeg_only_when_asked() {
     let destination = h::create_bucket(&config, "formats-variants").await;
     let mut settings = h::fixtures::compressor_settings(&destination);
     settings.pipeline =
-        image_compressor::pipeline::PipelineConfig::from_env(&adapters::Env::from_pairs(&[
+        image_compressor::pipeline::PipelineConfig::from_env(&settings::Env::from_pairs(&[
             ("FORMATS", "avif,webp,jpeg"),
             ("WEBP_QUALITY", "100"),
         ]))
@@ -451,7 +451,7 @@ async fn modern_formats_only_where_smaller_and_jpeg_only_when_asked() {
     let destination = h::create_bucket(&config, "jpeg-variants").await;
     let mut settings = h::fixtures::compressor_settings(&destination);
     settings.pipeline = image_compressor::pipeline::PipelineConfig::from_env(
-        &adapters::Env::from_pairs(&[("FORMATS", "jpeg")]),
+        &settings::Env::from_pairs(&[("FORMATS", "jpeg")]),
     )
     .unwrap();
     let compressor = Compressor::new(S3ObjectStore::new(s3.clone()), settings);

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::Env;
 use integration_tests::template::{
     alarm_on_function, alarm_on_queue, event_source_targets, functions, load as template, of_type,
     placeholders, resolve, resource_of, resources, rules_accept, sources_not_on_an_alias, tag,
@@ -12,6 +11,7 @@ use integration_tests::template::{
 };
 use integration_tests::{dashboard, translated_template as translated, workspace_root};
 use serde_yaml::Value;
+use settings::Env;
 
 /// Reads the function's configuration the way its `main` does; returns the names it looked up.
 fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
@@ -31,7 +31,7 @@ fn names_read_by(binary: &str, env: &Env) -> Vec<String> {
         other => panic!("no configuration known for {other}"),
     }
     .unwrap_or_else(|e| panic!("{binary} does not start with the template's environment: {e}"));
-    adapters::telemetry::read_env(env);
+    telemetry::read_env(env);
     env.names_read()
 }
 
@@ -500,8 +500,8 @@ fn async_and_queue_fed_functions_have_a_dead_letter_queue_with_an_alarm() {
 
 #[test]
 fn the_dashboard_shows_every_alarm_and_only_metrics_the_code_emits() {
-    use adapters::metric_catalog::CATALOG;
-    use adapters::telemetry::METRICS_NAMESPACE;
+    use telemetry::metric_catalog::CATALOG;
+    use telemetry::METRICS_NAMESPACE;
     let t = template();
     let dashboards: Vec<&Value> = resources(&t)
         .values()

@@ -335,7 +335,7 @@ async fn images_fail_for_retry_with_no_output_then_complete() {
 #[test]
 fn a_reservation_lost_to_a_concurrent_one_is_counted_retried_and_applies_nothing() {
     let mut seen = (0, BTreeSet::new(), None);
-    let metrics = adapters::metric_catalog::capture(async {
+    let metrics = telemetry::metric_catalog::capture(async {
         let s = orders_stack().await;
         s.store.set_stock("widget", 5).await.unwrap();
         let ddb = FaultProxy::start(&h::emulator().endpoint).await;
@@ -364,7 +364,7 @@ fn a_reservation_lost_to_a_concurrent_one_is_counted_retried_and_applies_nothing
     assert_eq!(stock, Some(5), "nothing was reserved");
     assert!(
         metrics.contains(&(
-            adapters::metric_catalog::STOCK_RESERVATION_CONFLICTS.to_string(),
+            telemetry::metric_catalog::STOCK_RESERVATION_CONFLICTS.to_string(),
             vec![]
         )),
         "{metrics:?}"

@@ -6,10 +6,10 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use adapters::Env;
 use integration_tests as h;
 use integration_tests::fixtures::api_event;
 use serde_json::{json, Value};
+use settings::Env;
 use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test]
@@ -36,9 +36,9 @@ async fn trace_level_logs_carry_no_personal_data() {
     let name = "Katherine Coleman Johnson";
     let email = "katherine.private@example.com";
     let customer = "customer-secret-7781";
-    let logs = adapters::telemetry::CapturedLogs::default();
+    let logs = telemetry::CapturedLogs::default();
     let env = Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
-    let subscriber = tracing_subscriber::registry().with(adapters::telemetry::log_layer(
+    let subscriber = tracing_subscriber::registry().with(telemetry::log_layer(
         "suite",
         logs.clone(),
         &env,

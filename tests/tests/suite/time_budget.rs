@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use adapters::config::AwsSettings;
-use adapters::Env;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{Money, Order, OrderLine, OrderStatus, Reservation};
 use domain::ports::{OrderSettlement, OrderStore, UserPage, UserStore};
@@ -27,6 +26,7 @@ use order_processor::Processor;
 use order_settlement::Settler;
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
+use settings::Env;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

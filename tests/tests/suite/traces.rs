@@ -5,9 +5,9 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use adapters::trace_export::SpanExport;
 use integration_tests as h;
 use serde_json::{json, Value};
+use telemetry::xray::SpanExport;
 use tracing_subscriber::layer::SubscriberExt;
 
 const SENDER: &str = "53995c3f42cd8ad8";
@@ -227,8 +227,8 @@ async fn an_api_request_is_a_span_naming_its_route_and_a_pseudonym_never_the_use
             h::fixtures::api_event("GET", &format!("/users/{me}"), None, Some(&me), false),
         ] {
             // As the invocation span does with Lambda's trace header.
-            let span = tracing::info_span!(target: "adapters::telemetry", "invocation");
-            adapters::trace_export::continue_trace(&span, &invocation);
+            let span = tracing::info_span!(target: "telemetry::invocation", "invocation");
+            telemetry::xray::continue_trace(&span, &invocation);
             let request = lambda_http::request::from_str(&event.to_string()).unwrap();
             let response =
                 tracing::Instrument::instrument(user_api::handle(&api, request), span).await;
@@ -256,7 +256,7 @@ async fn an_api_request_is_a_span_naming_its_route_and_a_pseudonym_never_the_use
     assert_eq!(get["annotations"]["http_route"], "/users/{id}", "{get}");
     assert_eq!(
         get["annotations"]["user"],
-        adapters::trace_export::pseudonym(&me).as_str(),
+        telemetry::xray::pseudonym(&me).as_str(),
         "{get}"
     );
     for request in &requests {
@@ -311,8 +311,8 @@ async fn an_upload_is_a_span_naming_its_key_and_outcome_with_its_s3_calls_below(
     let invocation = format!("Root={root};Parent={SENDER};Sampled=1");
     {
         let _guard = tracing::subscriber::set_default(subscriber);
-        let span = tracing::info_span!(target: "adapters::telemetry", "invocation");
-        adapters::trace_export::continue_trace(&span, &invocation);
+        let span = tracing::info_span!(target: "telemetry::invocation", "invocation");
+        telemetry::xray::continue_trace(&span, &invocation);
         let outcomes =
             tracing::Instrument::instrument(compressor.handle(json!({ "Records": records })), span)
                 .await

@@ -16,6 +16,9 @@
 //! - the buffer is a static: it outlives every pointer handed out.
 //!
 //! Only on Linux with glibc (Lambda's `provided.al2023`); elsewhere nothing is replaced.
+//!
+//! The replacement takes effect by being linked (the executable's `setenv` comes before glibc's);
+//! each function's `main` calls [`check_setenv_replaced`] at cold start, which says whether it did.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
@@ -92,6 +95,26 @@ mod glibc {
     }
 }
 
+/// Whether `setenv`, as this executable links it, is the replacement above; logs a warning when it
+/// is not (on glibc). Call once at cold start, after logging is installed.
+pub fn check_setenv_replaced() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let linked = libc::setenv as *const () as usize;
+        let ours = glibc::setenv as *const () as usize;
+        if linked != ours {
+            tracing::warn!(
+                "setenv is glibc's: every invocation's trace id will stay in memory (about 110 bytes each)"
+            );
+        }
+        linked == ours
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::glibc::{NAME, VALUE_CAPACITY};
@@ -106,6 +129,11 @@ mod tests {
             "Root=1-6745a1b2-{i:024x};Parent={:016x};Sampled=1;Lineage=1:a3b5c7d9:0",
             i * 7
         )
+    }
+
+    #[test]
+    fn the_linked_setenv_is_the_replacement() {
+        assert!(super::check_setenv_replaced());
     }
 
     // One test: the environment is process-wide.

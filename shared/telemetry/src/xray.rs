@@ -36,7 +36,7 @@ use tracing_subscriber::filter::{DynFilterFn, LevelFilter};
 use tracing_subscriber::layer::{Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::Env;
+use settings::Env;
 
 /// Where Lambda's X-Ray daemon listens (`169.254.79.129:2000`, or `udp:… tcp:…`).
 pub const DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
@@ -46,8 +46,9 @@ pub const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// The crates whose spans are exported (and whose spans carry fields into log lines).
-pub const OUR_TARGETS: [&str; 5] = [
+pub const OUR_TARGETS: [&str; 6] = [
     "adapters",
+    "telemetry",
     "domain",
     "order_processor",
     "user_api",
