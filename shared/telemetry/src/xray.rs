@@ -45,12 +45,16 @@ pub const SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// The header X-Ray trace context travels in (and the key the X-Ray propagator reads).
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
-/// The crates whose spans are exported (and whose spans carry fields into log lines).
-pub const OUR_TARGETS: [&str; 6] = [
+/// The crates whose spans are exported, whose spans carry fields into log lines, and whose events
+/// log at the configured level (dependencies stay at warn). Every function's crate is here: a test
+/// reads `functions/`.
+pub const OUR_TARGETS: [&str; 8] = [
     "adapters",
     "telemetry",
+    "settings",
     "domain",
     "order_processor",
+    "order_settlement",
     "user_api",
     "image_compressor",
 ];
@@ -516,6 +520,21 @@ mod tests {
         assert_eq!(segment_name(&"x".repeat(300)).len(), 200);
         assert_eq!(annotation_key("http.route"), "http_route");
         assert_eq!(annotation_key("order_id"), "order_id");
+    }
+
+    #[test]
+    fn every_function_crate_is_ours() {
+        let functions = concat!(env!("CARGO_MANIFEST_DIR"), "/../../functions");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(functions).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().join("Cargo.toml").exists() {
+                let krate = entry.file_name().to_string_lossy().replace('-', "_");
+                assert!(is_ours(&krate), "{krate} is not in OUR_TARGETS");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "found {seen} function crates in {functions}");
     }
 
     #[test]
