@@ -484,7 +484,7 @@ def write_report(quick, rows, api, order, lam, elapsed):
     lines += ["", "Store calls map one to one to DynamoDB requests: get 1 `GetItem`, list 1 `Query`, create 1 "
               "`TransactWriteItems`, patch 2 (a `GetItem`, then one conditional write); delete is 2 the same way.", "",
               "## order-processor against the local emulator", "",
-              f"{order['orders']:.0f} orders in batches of 10 through `process_batch` with the real adapters against moto: "
+              f"{order['orders']:.0f} orders in batches of 10 through `handle_batch` with the real adapters against moto: "
               f"**{order['orders_per_s']:.0f} orders/s** (batch p50 {order['batch_p50_ms']:.0f} ms). The emulator is the "
               "bottleneck here; in AWS the calls of one batch run concurrently against DynamoDB, SQS and SNS.", "",
               "| calls per order | DynamoDB | SQS | SNS |", "|---|---:|---:|---:|",
@@ -493,7 +493,7 @@ def write_report(quick, rows, api, order, lam, elapsed):
               "DynamoDB: 1 `TransactWriteItems` (stock for every line + the order) and 1 `UpdateItem` recording the "
               "side effects as done; SQS: 1 payment request; SNS: 1 event.", "",
               f"The handler's own time, with the in-memory ports (no network): {order['in_memory']['batches']} batches "
-              f"of 10 three-line orders through `process_batch`, p50 **{order['in_memory']['batch_p50_us']:.0f} µs**, "
+              f"of 10 three-line orders through `handle_batch`, p50 **{order['in_memory']['batch_p50_us']:.0f} µs**, "
               f"p99 {order['in_memory']['batch_p99_us']:.0f} µs per batch "
               f"({order['in_memory']['batch_p50_us'] / 10:.1f} µs per order at the median), so in the emulator run "
               "above nearly all the time is the emulator's.", ""]

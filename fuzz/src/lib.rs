@@ -207,7 +207,7 @@ pub fn order_message(data: &[u8]) {
         RecordingNotifier::default(),
         RecordingDeadLetters::default(),
     );
-    let outcome = block_on(processor.process_message("m-1", &body));
+    let outcome = block_on(processor.place_order_message("m-1", &body));
     assert!(
         !matches!(outcome, order_processor::Outcome::Retry(_)),
         "{outcome:?} with no dependency failing"

@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the function's `main` does at cold start.
     image_compressor::allocator::keep_freed_memory();
     // The function's own settings (JPEG_QUALITY, JPEG_OPTIMIZE, ...) apart from the variants.
-    let mut config = PipelineConfig::from_env(&settings::Env::process())?;
+    let mut config = PipelineConfig::from_env(&settings::Env::from_process())?;
     config.variants = parse_variants(variants)?;
     config.max_decode_bytes = 1024 * 1024 * 1024;
     let bytes = std::fs::read(file)?;

@@ -27,7 +27,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let [input, output] = args.as_slice() else {
         return Err("usage: compress <in-dir> <out-dir>".into());
     };
-    let env = Env::process();
+    let env = Env::from_process();
     let config = PipelineConfig::from_env(&env)?;
     let max_object_bytes = env.number_in("MAX_OBJECT_BYTES", 50 * 1024 * 1024, 1..=u64::MAX)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(input)?

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     // one buffer, where glibc's would keep every value for the life of the process.
     telemetry::trace_id_env::check_setenv_replaced();
     image_compressor::allocator::keep_freed_memory();
-    let config = report_cold_start(Config::from_env(&Env::process()))?;
+    let config = report_cold_start(Config::from_env(&Env::from_process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let compressor = Compressor::new(
         S3ObjectStore::new(adapters::aws::s3_client(&sdk)),

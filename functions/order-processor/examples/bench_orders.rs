@@ -98,7 +98,7 @@ fn batch(run: u32, b: usize, products: usize) -> SqsEvent {
     event
 }
 
-/// Batches `first..first + batches` through `process_batch` (new order ids each); the time of each
+/// Batches `first..first + batches` through `handle_batch` (new order ids each); the time of each
 /// in milliseconds, sorted.
 async fn run_batches<O, P, N, D>(
     processor: &Processor<O, P, N, D>,
@@ -116,7 +116,7 @@ where
     for b in first..first + batches {
         let event = batch(run, b, 20);
         let t = Instant::now();
-        let response = processor.process_batch(event).await;
+        let response = processor.handle_batch(event).await;
         batch_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         if !response.batch_item_failures.is_empty() {
             return Err(format!(
@@ -180,7 +180,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if memory {
         return in_memory(batches).await;
     }
-    let config = Config::from_env(&Env::process())?;
+    let config = Config::from_env(&Env::from_process())?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let sqs = adapters::aws::sqs_client(&sdk);
     let store = DynamoOrderStore::new(

@@ -6,7 +6,7 @@ use settings::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let env = Env::process();
+    let env = Env::from_process();
     let inventory = env.required("INVENTORY_TABLE")?;
     let orders = env.get("ORDERS_TABLE").unwrap_or_default();
     let settings = adapters::config::AwsSettings::from_env(&env)?;

@@ -53,7 +53,7 @@ fn order_body(id: &str, items: &[(&str, u32)]) -> String {
 #[tokio::test]
 async fn mixed_batch_good_short_duplicate_and_poison() {
     let p = processor();
-    let response = p.process_batch(sample("mixed-batch.json")).await;
+    let response = p.handle_batch(sample("mixed-batch.json")).await;
     assert!(
         failures(&response).is_empty(),
         "nothing to retry: {:?}",
@@ -125,7 +125,7 @@ async fn only_transiently_failed_messages_are_retried_and_redelivery_completes_t
         .faults
         .fail_next("reserve", PortError::Throttled("dynamodb".into()));
     let event = sample("mixed-batch.json");
-    let response = p.process_batch(event.clone()).await;
+    let response = p.handle_batch(event.clone()).await;
     // The first message hit throttling; its duplicate (message 3) still created the order.
     assert_eq!(
         failures(&response),
@@ -135,7 +135,7 @@ async fn only_transiently_failed_messages_are_retried_and_redelivery_completes_t
     // SQS redelivers the failed message: already processed, nothing applied twice.
     let mut redelivery = event.clone();
     redelivery.records.truncate(1);
-    let response = p.process_batch(redelivery).await;
+    let response = p.handle_batch(redelivery).await;
     assert!(failures(&response).is_empty());
     assert_eq!(p.orders.stock("widget"), Some(8));
     assert_eq!(p.payments.sent().len(), 1);
@@ -157,7 +157,7 @@ async fn crash_between_payment_and_notification_is_repaired_on_redelivery() {
         .fail_next("publish", PortError::Unavailable("sns timeout".into()));
     let body = order_body("o-77", &[("widget", 3)]);
     assert!(matches!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::Retry(PortError::Unavailable(_))
     ));
     let stored = p.orders.order("o-77").unwrap();
@@ -167,7 +167,7 @@ async fn crash_between_payment_and_notification_is_repaired_on_redelivery() {
     );
     assert!(!stored.notification_sent);
     assert_eq!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::AlreadyProcessed
     );
     assert_eq!(p.payments.sent().len(), 1, "payment not requested twice");
@@ -188,11 +188,11 @@ async fn failure_to_record_progress_is_retried_without_deducting_again() {
         .fail_next("mark_done", PortError::Throttled("dynamodb".into()));
     let body = order_body("o-88", &[("gadget", 2)]);
     assert!(matches!(
-        p.process_message("m", &body).await,
+        p.place_order_message("m", &body).await,
         Outcome::Retry(_)
     ));
     assert_eq!(
-        p.process_message("m", &body).await,
+        p.place_order_message("m", &body).await,
         Outcome::AlreadyProcessed
     );
     assert_eq!(
@@ -221,11 +221,11 @@ async fn a_poison_message_that_cannot_be_parked_is_not_acknowledged() {
         .faults
         .fail_next("park", PortError::Unavailable("sqs down".into()));
     assert!(matches!(
-        p.process_message("m", "{oops").await,
+        p.place_order_message("m", "{oops").await,
         Outcome::Retry(_)
     ));
     assert!(p.dead_letters.parked().is_empty());
-    assert_eq!(p.process_message("m", "{oops").await, Outcome::Parked);
+    assert_eq!(p.place_order_message("m", "{oops").await, Outcome::Parked);
     assert_eq!(p.dead_letters.parked().len(), 1);
 }
 
@@ -233,7 +233,7 @@ async fn a_poison_message_that_cannot_be_parked_is_not_acknowledged() {
 async fn unknown_products_and_partial_shortages_cancel_the_whole_order() {
     let p = processor();
     let body = order_body("o-9", &[("widget", 1), ("gizmo", 6), ("nonexistent", 1)]);
-    assert_eq!(p.process_message("m", &body).await, Outcome::Cancelled);
+    assert_eq!(p.place_order_message("m", &body).await, Outcome::Cancelled);
     let order = p.orders.order("o-9").unwrap();
     assert_eq!(order.short_items, ["gizmo", "nonexistent"]);
     assert_eq!(
@@ -249,7 +249,7 @@ async fn unknown_products_and_partial_shortages_cancel_the_whole_order() {
 async fn happy_path_costs_one_transaction_one_send_one_publish_one_progress_write() {
     let p = processor();
     assert_eq!(
-        p.process_message("m", &order_body("o-1", &[("widget", 1)]))
+        p.place_order_message("m", &order_body("o-1", &[("widget", 1)]))
             .await,
         Outcome::Reserved
     );
@@ -268,10 +268,10 @@ async fn store_errors_of_any_kind_are_retried_not_dropped() {
         .fail_next("reserve", PortError::Rejected("ValidationException".into()));
     let body = order_body("o-2", &[("widget", 1)]);
     assert!(matches!(
-        p.process_message("m", &body).await,
+        p.place_order_message("m", &body).await,
         Outcome::Retry(PortError::Rejected(_))
     ));
-    assert_eq!(p.process_message("m", &body).await, Outcome::Reserved);
+    assert_eq!(p.place_order_message("m", &body).await, Outcome::Reserved);
 }
 
 #[tokio::test]
@@ -285,7 +285,7 @@ async fn every_message_of_a_batch_can_fail_independently() {
     second.message_id = Some("second".into());
     second.body = Some(order_body("o-3", &[("gadget", 1)]));
     event.records.push(second);
-    let response = p.process_batch(event).await;
+    let response = p.handle_batch(event).await;
     assert_eq!(failures(&response).len(), 1);
 }
 
@@ -328,7 +328,7 @@ async fn a_payment_is_sent_again_on_every_delivery_while_the_order_is_pending() 
     }
     for (delivery, at) in [(1, 0), (2, 185), (3, 185)] {
         advance_clock(at);
-        let outcome = p.process_message("m1", &body).await;
+        let outcome = p.place_order_message("m1", &body).await;
         if delivery < 3 {
             assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
         } else {
@@ -358,7 +358,7 @@ async fn the_expiry_is_scheduled_before_the_payment_and_counts_from_the_order_re
         .faults
         .fail_next("schedule_expiry", PortError::Throttled("sqs".into()));
     assert!(matches!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::Retry(_)
     ));
     assert!(
@@ -367,7 +367,7 @@ async fn the_expiry_is_scheduled_before_the_payment_and_counts_from_the_order_re
     );
     advance_clock(100);
     assert_eq!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::AlreadyProcessed
     );
     let scheduled = p.expiries.scheduled();
@@ -400,7 +400,7 @@ async fn no_payment_is_requested_for_an_order_that_has_ended() {
         .faults
         .fail_next("request_payment", PortError::Unavailable("sqs".into()));
     assert!(matches!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::Retry(_)
     ));
     p.orders
@@ -408,7 +408,7 @@ async fn no_payment_is_requested_for_an_order_that_has_ended() {
         .await
         .unwrap();
     assert_eq!(
-        p.process_message("m1", &body).await,
+        p.place_order_message("m1", &body).await,
         Outcome::AlreadyProcessed
     );
     assert_eq!(p.payments.faults.calls("request_payment"), 1);
@@ -420,22 +420,25 @@ async fn no_payment_is_requested_for_an_order_that_has_ended() {
 async fn a_reused_order_id_with_other_contents_is_parked_not_dropped() {
     let p = processor();
     let first = order_body("ord-reused", &[("widget", 1), ("gadget", 2)]);
-    assert_eq!(p.process_message("m1", &first).await, Outcome::Reserved);
+    assert_eq!(p.place_order_message("m1", &first).await, Outcome::Reserved);
     // The same order with its lines in another order is a duplicate, not a new order.
     let reordered = order_body("ord-reused", &[("gadget", 2), ("widget", 1)]);
     assert_eq!(
-        p.process_message("m2", &reordered).await,
+        p.place_order_message("m2", &reordered).await,
         Outcome::AlreadyProcessed
     );
     assert!(p.dead_letters.parked().is_empty());
     // Other lines under the same id: parked with the reason, nothing deducted or sent.
     let other = order_body("ord-reused", &[("widget", 5)]);
-    assert_eq!(p.process_message("m3", &other).await, Outcome::Parked);
+    assert_eq!(p.place_order_message("m3", &other).await, Outcome::Parked);
     let mut other_user: serde_json::Value = serde_json::from_str(&first).unwrap();
     other_user["user_id"] = "u2".into();
     other_user["total_amount"] = "99.00".into();
     let other_user = other_user.to_string();
-    assert_eq!(p.process_message("m4", &other_user).await, Outcome::Parked);
+    assert_eq!(
+        p.place_order_message("m4", &other_user).await,
+        Outcome::Parked
+    );
     let parked = p.dead_letters.parked();
     assert_eq!(parked.len(), 2);
     assert_eq!(parked[0].reason_code, "ORDER_ID_REUSED");
@@ -464,7 +467,7 @@ async fn the_order_trace_goes_on_with_the_payment_request() {
     event.records[0]
         .attributes
         .insert("AWSTraceHeader".into(), header.into());
-    let response = p.process_batch(event).await;
+    let response = p.handle_batch(event).await;
     assert!(failures(&response).is_empty());
     let traces = p.payments.traces.lock().unwrap().clone();
     assert_eq!(traces.len(), 1);
@@ -475,7 +478,7 @@ async fn the_order_trace_goes_on_with_the_payment_request() {
     event.records[0]
         .attributes
         .insert("AWSTraceHeader".into(), "not a trace".into());
-    assert!(failures(&q.process_batch(event).await).is_empty());
+    assert!(failures(&q.handle_batch(event).await).is_empty());
     assert_eq!(*q.payments.traces.lock().unwrap(), [None]);
 }
 
@@ -485,11 +488,11 @@ fn the_metrics_emitted_are_the_catalogued_ones() {
     let emitted = capture(async {
         // Confirmed, cancelled, a duplicate and two poison messages; then one retried.
         let p = processor();
-        p.process_batch(sample("mixed-batch.json")).await;
+        p.handle_batch(sample("mixed-batch.json")).await;
         p.orders
             .faults
             .fail_next("reserve", PortError::Throttled("dynamodb".into()));
-        p.process_batch(sample("single-order.json")).await;
+        p.handle_batch(sample("single-order.json")).await;
     });
     assert_eq!(emitted.unwrap(), emitted_by("order-processor"));
 }

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     // lambda_runtime stores each invocation's trace id with setenv: this process's setenv keeps it in
     // one buffer, where glibc's would keep every value for the life of the process.
     telemetry::trace_id_env::check_setenv_replaced();
-    let config = report_cold_start(Config::from_env(&Env::process()))?;
+    let config = report_cold_start(Config::from_env(&Env::from_process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     let settler = Settler::new(
         DynamoOrderStore::new(
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Error> {
             .invocation(
                 &event.context.request_id,
                 event.context.xray_trace_id.as_deref(),
-                settler.process_batch_by(event.payload, deadline),
+                settler.handle_batch_within(event.payload, deadline),
             )
             .await;
         Ok::<_, Error>(response)

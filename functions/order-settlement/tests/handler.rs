@@ -70,7 +70,7 @@ async fn a_successful_payment_makes_the_order_paid_once() {
     let s = settler_with_pending(&["ord-1001"]).await;
     for _ in 0..2 {
         assert_eq!(
-            failures(&s.process_batch(sample("payment-succeeded.json")).await),
+            failures(&s.handle_batch(sample("payment-succeeded.json")).await),
             0
         );
     }
@@ -91,7 +91,7 @@ async fn a_failed_payment_restores_the_stock_once() {
     assert_eq!(s.orders.stock("widget"), Some(8));
     for _ in 0..3 {
         assert_eq!(
-            failures(&s.process_batch(sample("payment-failed.json")).await),
+            failures(&s.handle_batch(sample("payment-failed.json")).await),
             0
         );
     }
@@ -118,7 +118,7 @@ async fn a_failed_payment_restores_the_stock_once() {
 async fn a_due_expiry_releases_a_pending_order_and_loses_to_a_payment() {
     let s = settler_with_pending(&["ord-1004", "ord-1001"]).await;
     assert_eq!(
-        failures(&s.process_batch(sample("order-expired.json")).await),
+        failures(&s.handle_batch(sample("order-expired.json")).await),
         0
     );
     assert_eq!(
@@ -132,7 +132,7 @@ async fn a_due_expiry_releases_a_pending_order_and_loses_to_a_payment() {
     );
     // A paid order is not expired by its expiry.
     assert_eq!(
-        failures(&s.process_batch(sample("payment-succeeded.json")).await),
+        failures(&s.handle_batch(sample("payment-succeeded.json")).await),
         0
     );
     let body = r#"{"order_id":"ord-1001","expires_at":"2026-12-01T10:15:00Z"}"#;
@@ -162,7 +162,7 @@ async fn a_success_for_an_ended_order_asks_for_a_refund() {
         use domain::ports::OrderSettlement;
         s.orders.settle("ord-1001", ended).await.unwrap();
         assert_eq!(
-            failures(&s.process_batch(sample("payment-succeeded.json")).await),
+            failures(&s.handle_batch(sample("payment-succeeded.json")).await),
             0
         );
         let order = s.orders.order("ord-1001").unwrap();
@@ -187,16 +187,16 @@ async fn a_success_for_an_ended_order_asks_for_a_refund() {
 async fn invalid_messages_and_unknown_sources_are_delivered_again_until_dead_lettered() {
     let s = settler_with_pending(&["ord-1001"]).await;
     assert_eq!(
-        failures(&s.process_batch(sample("invalid-result.json")).await),
+        failures(&s.handle_batch(sample("invalid-result.json")).await),
         1
     );
     let mut stray = sample("payment-succeeded.json");
     stray.records[0].event_source_arn = Some("arn:aws:sqs:us-east-1:1:other".into());
-    assert_eq!(failures(&s.process_batch(stray).await), 1);
+    assert_eq!(failures(&s.handle_batch(stray).await), 1);
     let mut unknown = sample("payment-failed.json");
     unknown.records[0].body =
         Some(r#"{"order_id":"nope","idempotency_key":"nope","outcome":"FAILED"}"#.into());
-    assert_eq!(failures(&s.process_batch(unknown).await), 1);
+    assert_eq!(failures(&s.handle_batch(unknown).await), 1);
     assert_eq!(
         s.orders.order("ord-1001").unwrap().status,
         OrderStatus::PendingPayment
@@ -211,7 +211,7 @@ async fn a_lost_event_is_published_by_the_redelivery() {
         .faults
         .fail_next("publish", PortError::Throttled("sns".into()));
     assert_eq!(
-        failures(&s.process_batch(sample("payment-failed.json")).await),
+        failures(&s.handle_batch(sample("payment-failed.json")).await),
         1
     );
     assert_eq!(
@@ -220,7 +220,7 @@ async fn a_lost_event_is_published_by_the_redelivery() {
         "restored with the status change"
     );
     assert_eq!(
-        failures(&s.process_batch(sample("payment-failed.json")).await),
+        failures(&s.handle_batch(sample("payment-failed.json")).await),
         0
     );
     assert_eq!(s.orders.stock("widget"), Some(10), "not restored again");
@@ -232,11 +232,11 @@ async fn a_lost_event_is_published_by_the_redelivery() {
         .faults
         .fail_next("settle", PortError::Unavailable("dynamodb".into()));
     assert_eq!(
-        failures(&t.process_batch(sample("payment-succeeded.json")).await),
+        failures(&t.handle_batch(sample("payment-succeeded.json")).await),
         1
     );
     assert_eq!(
-        failures(&t.process_batch(sample("payment-succeeded.json")).await),
+        failures(&t.handle_batch(sample("payment-succeeded.json")).await),
         0
     );
 }
@@ -247,14 +247,14 @@ fn the_metrics_emitted_are_the_catalogued_ones() {
     let emitted = capture(async {
         // Paid, released, a refund, an invalid message.
         let s = settler_with_pending(&["ord-1001", "ord-1003"]).await;
-        s.process_batch(sample("payment-succeeded.json")).await;
-        s.process_batch(sample("payment-failed.json")).await;
+        s.handle_batch(sample("payment-succeeded.json")).await;
+        s.handle_batch(sample("payment-failed.json")).await;
         let mut late_success = sample("payment-succeeded.json");
         late_success.records[0].body = Some(
             r#"{"order_id":"ord-1003","idempotency_key":"ord-1003","outcome":"SUCCEEDED"}"#.into(),
         );
-        s.process_batch(late_success).await;
-        s.process_batch(sample("invalid-result.json")).await;
+        s.handle_batch(late_success).await;
+        s.handle_batch(sample("invalid-result.json")).await;
     });
     assert_eq!(emitted.unwrap(), emitted_by("order-settlement"));
 }

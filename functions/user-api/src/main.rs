@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // lambda_runtime stores each invocation's trace id with setenv: this process's setenv keeps it in
     // one buffer, where glibc's would keep every value for the life of the process.
     telemetry::trace_id_env::check_setenv_replaced();
-    let config = report_cold_start(Config::from_env(&Env::process()))?;
+    let config = report_cold_start(Config::from_env(&Env::from_process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     // The pagination-token key, read once: without it the function does not start.
     let page_token_secret = match &config.page_token_key {

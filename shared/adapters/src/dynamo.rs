@@ -18,11 +18,13 @@ pub fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, PortError> {
     r.map_err(|e| PortError::Rejected(format!("dynamodb: request could not be built: {e}")))
 }
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
+/// A DynamoDB string attribute.
+pub fn string_attr(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn n(value: impl ToString) -> AttributeValue {
+/// A DynamoDB number attribute (numbers travel as strings).
+pub fn number_attr(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

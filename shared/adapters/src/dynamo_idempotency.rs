@@ -13,7 +13,7 @@ use domain::idempotency::{Claim, StoredResponse};
 use domain::ports::IdempotencyStore;
 use domain::PortError;
 
-use crate::dynamo::{get_n, get_s, n, s, Item};
+use crate::dynamo::{get_n, get_s, number_attr, string_attr, Item};
 use crate::errors::classify;
 
 /// The attribute the table's `TimeToLiveSpecification` names.
@@ -52,7 +52,7 @@ impl DynamoIdempotencyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(record_pk(key)))
+            .key("pk", string_attr(record_pk(key)))
             .consistent_read(true)
             .send()
             .await
@@ -103,13 +103,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(record_pk(key)))
-            .item("status", s(IN_PROGRESS))
-            .item("payload_hash", s(payload_hash))
-            .item(TTL_ATTRIBUTE, n(in_progress_until))
+            .item("pk", string_attr(record_pk(key)))
+            .item("status", string_attr(IN_PROGRESS))
+            .item("payload_hash", string_attr(payload_hash))
+            .item(TTL_ATTRIBUTE, number_attr(in_progress_until))
             .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
             .expression_attribute_names("#expires", TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", number_attr(now))
             .send()
             .await;
         match result {
@@ -135,18 +135,18 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(record_pk(key)))
-            .item("status", s(COMPLETED))
-            .item("payload_hash", s(payload_hash))
-            .item(TTL_ATTRIBUTE, n(expires_at))
-            .item("response_status", n(response.status))
-            .item("response_headers", s(headers))
+            .item("pk", string_attr(record_pk(key)))
+            .item("status", string_attr(COMPLETED))
+            .item("payload_hash", string_attr(payload_hash))
+            .item(TTL_ATTRIBUTE, number_attr(expires_at))
+            .item("response_status", number_attr(response.status))
+            .item("response_headers", string_attr(headers))
             .item("response_body", AttributeValue::S(response.body.clone()))
             // Only over this request's own claim.
             .condition_expression("#status = :in_progress AND payload_hash = :hash")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":hash", s(payload_hash))
+            .expression_attribute_values(":in_progress", string_attr(IN_PROGRESS))
+            .expression_attribute_values(":hash", string_attr(payload_hash))
             .send()
             .await
             .map_err(|e| classify("dynamodb", &e))?;
@@ -157,10 +157,10 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(record_pk(key)))
+            .key("pk", string_attr(record_pk(key)))
             .condition_expression("attribute_not_exists(pk) OR #status = :in_progress")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":in_progress", string_attr(IN_PROGRESS))
             .send()
             .await
             .map_err(|e| classify("dynamodb", &e))?;

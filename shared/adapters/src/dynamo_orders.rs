@@ -7,7 +7,9 @@ use domain::ports::{OrderSettlement, OrderStore};
 use domain::settlement::{Settled, Settlement};
 use domain::PortError;
 
-use crate::dynamo::{build, get_bool, get_n, get_s, n, s, transact, Item, TxFailure};
+use crate::dynamo::{
+    build, get_bool, get_n, get_s, number_attr, string_attr, transact, Item, TxFailure,
+};
 use crate::errors::classify;
 
 fn order_item(order: &Order) -> Item {
@@ -16,23 +18,23 @@ fn order_item(order: &Order) -> Item {
         .iter()
         .map(|l| {
             AttributeValue::M(Item::from([
-                ("product_id".to_string(), s(&l.product_id)),
-                ("quantity".to_string(), n(l.quantity)),
+                ("product_id".to_string(), string_attr(&l.product_id)),
+                ("quantity".to_string(), number_attr(l.quantity)),
             ]))
         })
         .collect();
     Item::from([
-        ("order_id".to_string(), s(&order.order_id)),
-        ("user_id".to_string(), s(&order.user_id)),
+        ("order_id".to_string(), string_attr(&order.order_id)),
+        ("user_id".to_string(), string_attr(&order.user_id)),
         ("items".to_string(), AttributeValue::L(lines)),
-        ("total_minor".to_string(), n(order.total.0)),
-        ("total".to_string(), s(order.total.to_string())),
-        ("status".to_string(), s(order.status.as_str())),
+        ("total_minor".to_string(), number_attr(order.total.0)),
+        ("total".to_string(), string_attr(order.total.to_string())),
+        ("status".to_string(), string_attr(order.status.as_str())),
         (
             "short_items".to_string(),
-            AttributeValue::L(order.short_items.iter().map(s).collect()),
+            AttributeValue::L(order.short_items.iter().map(string_attr).collect()),
         ),
-        ("created_at".to_string(), s(&order.created_at)),
+        ("created_at".to_string(), string_attr(&order.created_at)),
         (
             "payment_requested".to_string(),
             AttributeValue::Bool(order.payment_requested),
@@ -117,7 +119,7 @@ impl DynamoOrderStore {
             .client
             .update_item()
             .table_name(&self.orders_table)
-            .key("order_id", s(order_id))
+            .key("order_id", string_attr(order_id))
             .update_expression(format!("SET {assignments}"))
             .condition_expression("attribute_exists(order_id)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -152,8 +154,8 @@ impl DynamoOrderStore {
         self.client
             .put_item()
             .table_name(&self.inventory_table)
-            .item("product_id", s(product_id))
-            .item("quantity", n(quantity))
+            .item("product_id", string_attr(product_id))
+            .item("quantity", number_attr(quantity))
             .send()
             .await
             .map(|_| ())
@@ -166,7 +168,7 @@ impl DynamoOrderStore {
             .client
             .get_item()
             .table_name(&self.inventory_table)
-            .key("product_id", s(product_id))
+            .key("product_id", string_attr(product_id))
             .consistent_read(true)
             .send()
             .await
@@ -195,10 +197,10 @@ impl OrderStore for DynamoOrderStore {
             let update = build(
                 Update::builder()
                     .table_name(&self.inventory_table)
-                    .key("product_id", s(&line.product_id))
+                    .key("product_id", string_attr(&line.product_id))
                     .update_expression("SET quantity = quantity - :q")
                     .condition_expression("attribute_exists(product_id) AND quantity >= :q")
-                    .expression_attribute_values(":q", n(line.quantity))
+                    .expression_attribute_values(":q", number_attr(line.quantity))
                     .build(),
             )?;
             actions.push(TransactWriteItem::builder().update(update).build());
@@ -260,7 +262,7 @@ impl OrderStore for DynamoOrderStore {
             .client
             .get_item()
             .table_name(&self.orders_table)
-            .key("order_id", s(order_id))
+            .key("order_id", string_attr(order_id))
             .consistent_read(true)
             .send()
             .await
@@ -294,12 +296,15 @@ impl DynamoOrderStore {
         build(
             Update::builder()
                 .table_name(&self.orders_table)
-                .key("order_id", s(order_id))
+                .key("order_id", string_attr(order_id))
                 .update_expression("SET #status = :to")
                 .condition_expression("#status = :pending")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":to", s(to.status().as_str()))
-                .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+                .expression_attribute_values(":to", string_attr(to.status().as_str()))
+                .expression_attribute_values(
+                    ":pending",
+                    string_attr(OrderStatus::PendingPayment.as_str()),
+                )
                 .build(),
         )
     }
@@ -329,12 +334,15 @@ impl OrderSettlement for DynamoOrderStore {
                 .client
                 .update_item()
                 .table_name(&self.orders_table)
-                .key("order_id", s(order_id))
+                .key("order_id", string_attr(order_id))
                 .update_expression("SET #status = :to")
                 .condition_expression("#status = :pending")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":to", s(to.status().as_str()))
-                .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+                .expression_attribute_values(":to", string_attr(to.status().as_str()))
+                .expression_attribute_values(
+                    ":pending",
+                    string_attr(OrderStatus::PendingPayment.as_str()),
+                )
                 .send()
                 .await;
             return match result {
@@ -357,9 +365,9 @@ impl OrderSettlement for DynamoOrderStore {
             let restore = build(
                 Update::builder()
                     .table_name(&self.inventory_table)
-                    .key("product_id", s(&line.product_id))
+                    .key("product_id", string_attr(&line.product_id))
                     .update_expression("ADD quantity :q")
-                    .expression_attribute_values(":q", n(line.quantity))
+                    .expression_attribute_values(":q", number_attr(line.quantity))
                     .build(),
             )?;
             actions.push(TransactWriteItem::builder().update(restore).build());

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::dynamo::{build, get_n, get_s, n, s, transact, Item, TxFailure};
+use crate::dynamo::{build, get_n, get_s, number_attr, string_attr, transact, Item, TxFailure};
 use crate::errors::classify;
 
 pub const ENTITY_INDEX: &str = "ByEntity";
@@ -40,14 +40,20 @@ fn format_time(t: OffsetDateTime) -> String {
 
 fn user_item(user: &User) -> Item {
     Item::from([
-        ("pk".to_string(), s(user_pk(user.user_id))),
-        ("entity".to_string(), s(USER_ENTITY)),
-        ("user_id".to_string(), s(user.user_id.to_string())),
-        ("name".to_string(), s(&user.name)),
-        ("email".to_string(), s(&user.email)),
-        ("created_at".to_string(), s(format_time(user.created_at))),
-        ("updated_at".to_string(), s(format_time(user.updated_at))),
-        ("version".to_string(), n(user.version)),
+        ("pk".to_string(), string_attr(user_pk(user.user_id))),
+        ("entity".to_string(), string_attr(USER_ENTITY)),
+        ("user_id".to_string(), string_attr(user.user_id.to_string())),
+        ("name".to_string(), string_attr(&user.name)),
+        ("email".to_string(), string_attr(&user.email)),
+        (
+            "created_at".to_string(),
+            string_attr(format_time(user.created_at)),
+        ),
+        (
+            "updated_at".to_string(),
+            string_attr(format_time(user.updated_at)),
+        ),
+        ("version".to_string(), number_attr(user.version)),
     ])
 }
 
@@ -98,8 +104,8 @@ impl DynamoUserStore {
         let put = build(
             Put::builder()
                 .table_name(&self.table)
-                .item("pk", s(email_pk(email)))
-                .item("user_id", s(id.to_string()))
+                .item("pk", string_attr(email_pk(email)))
+                .item("user_id", string_attr(id.to_string()))
                 .condition_expression("attribute_not_exists(pk)")
                 .build(),
         )?;
@@ -111,9 +117,9 @@ impl DynamoUserStore {
         let delete = build(
             Delete::builder()
                 .table_name(&self.table)
-                .key("pk", s(email_pk(email)))
+                .key("pk", string_attr(email_pk(email)))
                 .condition_expression("attribute_not_exists(pk) OR user_id = :id")
-                .expression_attribute_values(":id", s(id.to_string()))
+                .expression_attribute_values(":id", string_attr(id.to_string()))
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().delete(delete).build())
@@ -160,7 +166,7 @@ impl UserStore for DynamoUserStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(user_pk(id)))
+            .key("pk", string_attr(user_pk(id)))
             .consistent_read(true)
             .send()
             .await
@@ -176,13 +182,13 @@ impl UserStore for DynamoUserStore {
             .table_name(&self.table)
             .index_name(ENTITY_INDEX)
             .key_condition_expression("entity = :entity")
-            .expression_attribute_values(":entity", s(USER_ENTITY))
+            .expression_attribute_values(":entity", string_attr(USER_ENTITY))
             .limit(limit as i32 + 1);
         if let Some(after) = after {
             query = query
-                .exclusive_start_key("entity", s(USER_ENTITY))
-                .exclusive_start_key("user_id", s(after.to_string()))
-                .exclusive_start_key("pk", s(user_pk(after)));
+                .exclusive_start_key("entity", string_attr(USER_ENTITY))
+                .exclusive_start_key("user_id", string_attr(after.to_string()))
+                .exclusive_start_key("pk", string_attr(user_pk(after)));
         }
         let out = query.send().await.map_err(|e| classify("dynamodb", &e))?;
         let users = out
@@ -199,8 +205,11 @@ impl UserStore for DynamoUserStore {
                 .table_name(&self.table)
                 .set_item(Some(user_item(updated)))
                 .condition_expression(SAME_PROFILE)
-                .expression_attribute_values(":v", n(previous.version))
-                .expression_attribute_values(":created", s(format_time(previous.created_at)))
+                .expression_attribute_values(":v", number_attr(previous.version))
+                .expression_attribute_values(
+                    ":created",
+                    string_attr(format_time(previous.created_at)),
+                )
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().put(put_user).build()];
@@ -225,10 +234,10 @@ impl UserStore for DynamoUserStore {
         let delete_user = build(
             Delete::builder()
                 .table_name(&self.table)
-                .key("pk", s(user_pk(user.user_id)))
+                .key("pk", string_attr(user_pk(user.user_id)))
                 .condition_expression(SAME_PROFILE)
-                .expression_attribute_values(":v", n(user.version))
-                .expression_attribute_values(":created", s(format_time(user.created_at)))
+                .expression_attribute_values(":v", number_attr(user.version))
+                .expression_attribute_values(":created", string_attr(format_time(user.created_at)))
                 .build(),
         )?;
         let items = vec![

@@ -32,7 +32,8 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn process() -> Self {
+    /// The settings of this process: its environment variables.
+    pub fn from_process() -> Self {
         Self::default()
     }
 

@@ -64,7 +64,7 @@ impl Telemetry {
     /// Installs the log layer (stdout), the span exporter when Lambda's X-Ray daemon is there, and
     /// the EMF metrics recorder. Call once, first thing in `main`.
     pub fn init(service: &'static str) -> Telemetry {
-        let env = Env::process();
+        let env = Env::from_process();
         let debug_now = Arc::new(AtomicBool::new(false));
         let (spans, span_error) = match SpanExport::from_env(&env, service) {
             Ok(spans) => (spans, None),

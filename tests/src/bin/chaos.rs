@@ -205,7 +205,7 @@ async fn worker() -> Result<ExitCode, Failure> {
         if messages.is_empty() {
             continue;
         }
-        let response = processor.process_batch(h::sqs_event(&messages)).await;
+        let response = processor.handle_batch(h::sqs_event(&messages)).await;
         if dice.chance(rate) {
             std::process::exit(KILL_POINTS[3].1);
         }

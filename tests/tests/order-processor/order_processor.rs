@@ -49,7 +49,7 @@ async fn sample_batch_flows_through_every_adapter() {
     );
     let event: SqsEvent =
         serde_json::from_str(&h::fixtures::event("order-processor", "mixed-batch.json")).unwrap();
-    let response = processor.process_batch(event).await;
+    let response = processor.handle_batch(event).await;
     assert!(response.batch_item_failures.is_empty());
 
     assert_eq!(s.store.stock("widget").await.unwrap(), Some(8));
@@ -288,7 +288,7 @@ async fn concurrency_run(s: Stack, orders: usize) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                let response = processor.process_batch(h::sqs_event(&messages)).await;
+                let response = processor.handle_batch(h::sqs_event(&messages)).await;
                 let failed: BTreeSet<String> = response
                     .batch_item_failures
                     .iter()
@@ -419,7 +419,7 @@ async fn the_order_trace_reaches_the_payment_message_and_the_event() {
         SqsDeadLetters::new(sqs, &s.resources.dlq_url),
     );
     assert!(processor
-        .process_batch(event)
+        .handle_batch(event)
         .await
         .batch_item_failures
         .is_empty());

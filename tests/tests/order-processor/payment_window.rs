@@ -70,7 +70,7 @@ async fn a_payment_failing_twice_goes_out_on_the_third_delivery_and_the_order_is
     let mut outcome = Outcome::Parked;
     for receive in 1..=max_receives {
         deliveries.push(ELAPSED.with(Cell::get));
-        outcome = p.process_message("m1", &body).await;
+        outcome = p.place_order_message("m1", &body).await;
         if !matches!(outcome, Outcome::Retry(_)) {
             break;
         }

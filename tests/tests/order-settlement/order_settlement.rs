@@ -65,7 +65,7 @@ async fn orders_are_paid_declined_and_expired_with_stock_restored_once() {
     for (id, quantity) in [("ord-paid", 2), ("ord-declined", 3), ("ord-abandoned", 4)] {
         assert_eq!(
             processor
-                .process_message(id, &order_body(id, quantity))
+                .place_order_message(id, &order_body(id, quantity))
                 .await,
             Outcome::Reserved
         );
@@ -101,7 +101,7 @@ async fn orders_are_paid_declined_and_expired_with_stock_restored_once() {
     assert_eq!(results.records.len(), 2);
     // Delivered twice: the second changes nothing.
     for _ in 0..2 {
-        let response = settler.process_batch(results.clone()).await;
+        let response = settler.handle_batch(results.clone()).await;
         assert!(response.batch_item_failures.is_empty());
     }
     let status = |id: &'static str| {
@@ -122,7 +122,7 @@ async fn orders_are_paid_declined_and_expired_with_stock_restored_once() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let expiries = delivered(&config, &expiry_url, &expiry_arn).await;
     assert_eq!(expiries.records.len(), 3, "one expiry per pending order");
-    let response = settler.process_batch(expiries).await;
+    let response = settler.handle_batch(expiries).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(status("ord-abandoned").await, OrderStatus::Expired);
     assert_eq!(
@@ -149,7 +149,7 @@ async fn orders_are_paid_declined_and_expired_with_stock_restored_once() {
         .unwrap();
     let late = delivered(&config, &results_url, &results_arn).await;
     assert!(settler
-        .process_batch(late)
+        .handle_batch(late)
         .await
         .batch_item_failures
         .is_empty());

@@ -180,7 +180,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(&s.direct), &s.stack.dlq_url),
     );
     let done = order("done", "widget", 1);
-    assert!(failed(&processor.process_batch(batch(&[("m-done", &done)])).await).is_empty());
+    assert!(failed(&processor.handle_batch(batch(&[("m-done", &done)])).await).is_empty());
 
     // Each fault hits one dependency; each batch mixes messages it affects with a finished order's
     // redelivery and a poison message, which it must not.
@@ -209,7 +209,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
         ];
         proxy.set(fault);
         let started = Instant::now();
-        let response = processor.process_batch(batch(&messages)).await;
+        let response = processor.handle_batch(batch(&messages)).await;
         let took = started.elapsed();
         poison += 1;
         let mut affected = BTreeSet::from(["m-a".to_string(), "m-b".to_string()]);
@@ -223,7 +223,7 @@ async fn orders_report_exactly_the_affected_messages_and_complete_on_redelivery(
         );
         proxy.set(Fault::None);
         // SQS delivers the failed ones again (and, here, the others too: a duplicate delivery).
-        let again = processor.process_batch(batch(&messages)).await;
+        let again = processor.handle_batch(batch(&messages)).await;
         assert!(failed(&again).is_empty(), "round {round}: {again:?}");
         poison += 1;
         confirmed.push(format!("r{round}-a"));
@@ -348,7 +348,7 @@ fn a_reservation_lost_to_a_concurrent_one_is_counted_retried_and_applies_nothing
             SqsDeadLetters::new(direct, &s.stack.dlq_url),
         );
         let response = processor
-            .process_batch(batch(&[("m-raced", &order("raced", "widget", 2))]))
+            .handle_batch(batch(&[("m-raced", &order("raced", "widget", 2))]))
             .await;
         seen = (
             ddb.throttled(),

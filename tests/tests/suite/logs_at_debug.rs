@@ -69,7 +69,7 @@ async fn trace_level_logs_carry_no_personal_data() {
         );
         let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
         event.records.push(order);
-        let failures = processor.process_batch(event).await.batch_item_failures;
+        let failures = processor.handle_batch(event).await.batch_item_failures;
         assert!(failures.is_empty());
     }
 

@@ -355,7 +355,9 @@ async fn order_processor_reports_every_unfinished_message_before_the_deadline() 
 
     let started = Instant::now();
     let deadline = Deadline::after(OffsetDateTime::now_utc(), timeout);
-    let response = slow.process_batch_by(event.clone(), Some(deadline)).await;
+    let response = slow
+        .handle_batch_within(event.clone(), Some(deadline))
+        .await;
     let took = started.elapsed();
     assert!(
         took < timeout,
@@ -377,7 +379,7 @@ async fn order_processor_reports_every_unfinished_message_before_the_deadline() 
     );
 
     let deadline = Deadline::after(OffsetDateTime::now_utc(), timeout);
-    let response = quick.process_batch_by(event, Some(deadline)).await;
+    let response = quick.handle_batch_within(event, Some(deadline)).await;
     assert!(failed(&response).is_empty(), "{response:?}");
     assert_eq!(
         store.stock(&product).await.expect("stock"),
@@ -463,7 +465,7 @@ async fn order_processor_starts_no_message_once_the_budget_is_spent() {
     }
     let start = simulated_now();
     let deadline = Deadline::after(start, timeout);
-    let response = processor.process_batch_by(event, Some(deadline)).await;
+    let response = processor.handle_batch_within(event, Some(deadline)).await;
 
     let budget = timeout - order_processor::REPORT_RESERVE;
     let started = processor.orders.reservations.load(Ordering::SeqCst);
@@ -554,7 +556,7 @@ async fn order_settlement_starts_no_message_once_the_budget_is_spent() {
     );
     settler.clock = simulated_now;
     let deadline = Deadline::after(simulated_now(), timeout);
-    let response = settler.process_batch_by(event, Some(deadline)).await;
+    let response = settler.handle_batch_within(event, Some(deadline)).await;
 
     let budget = timeout - order_settlement::REPORT_RESERVE;
     let started = settler.orders.settlements.load(Ordering::SeqCst);

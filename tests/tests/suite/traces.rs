@@ -96,7 +96,7 @@ async fn process_traced_order(header: &str, order_id: &str) -> Run {
     let processor = resources.processor(&config);
     let failures = {
         let _guard = tracing::subscriber::set_default(subscriber);
-        processor.process_batch(event).await.batch_item_failures
+        processor.handle_batch(event).await.batch_item_failures
     };
     assert!(failures.is_empty(), "{failures:?}");
     let documents = daemon.documents();
