@@ -3,33 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::event_type::{event_id, EventType};
 use super::message::OrderLine;
 use super::record::{Order, OrderStatus};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EventType {
-    OrderCreated,
-    OrderPaid,
-    OrderCancelled,
-    /// A payment succeeded for an order that had already ended without it: the money must go back.
-    PaymentRefundRequired,
-}
-
-impl EventType {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EventType::OrderCreated => "ORDER_CREATED",
-            EventType::OrderPaid => "ORDER_PAID",
-            EventType::OrderCancelled => "ORDER_CANCELLED",
-            EventType::PaymentRefundRequired => "PAYMENT_REFUND_REQUIRED",
-        }
-    }
-}
-
-pub(crate) fn event_id(event_type: EventType, order_id: &str) -> String {
-    format!("{}:{order_id}", event_type.as_str())
-}
 
 /// The message sent to the payment queue. The payment service must charge at most once per
 /// `idempotency_key` (the order id), however many times the request arrives.

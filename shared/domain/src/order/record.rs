@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::events::{event_id, EventType};
+use super::event_type::{event_id, EventType};
 use super::message::{OrderLine, OrderRequest};
 use super::money::Money;
 
