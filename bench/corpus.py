@@ -37,7 +37,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import run as bench  # noqa: E402  (ssim, Lanczos weights, process pinning)
+import run as bench  # noqa: E402  (the shared photo list and seeds)
+import image_quality as quality  # noqa: E402
 import tracing_overhead  # noqa: E402  (a git revision's release build)
 
 CORPUS = ROOT / "bench" / "corpus"
@@ -103,7 +104,7 @@ def run_engine(engine, f, seed, quick, n=None):
     else:
         cmd = [sys.executable, ROOT / "bench" / "baselines" / "images.py", engine, f["path"], SEEDS[seed], n, out_dir]
     done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=ROOT,
-                          preexec_fn=bench.pin_to_one_core)
+                          preexec_fn=quality.pin_to_one_core)
     if done.returncode != 0:
         return {"refused": (done.stderr.strip().splitlines() or ["exit status %d" % done.returncode])[-1][:200]}
     r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -112,7 +113,7 @@ def run_engine(engine, f, seed, quick, n=None):
     scores = []
     for v in r["variants"]:
         with Image.open(out_dir / f"{v['name']}.jpg") as produced:
-            scores.append(bench.ssim(bench.luma(produced), bench.reference(f["path"], tuple(produced.size))))
+            scores.append(quality.ssim(quality.luma(produced), quality.reference(f["path"], tuple(produced.size))))
     r["ssim"] = sum(scores) / len(scores)
     return r
 

@@ -33,6 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import run as bench  # noqa: E402
+import image_quality as quality  # noqa: E402
 import tracing_overhead  # noqa: E402
 
 HEADING = "## Modern formats"
@@ -87,7 +88,7 @@ def run_engine(engine, path, iterations):
             env.update(WEBP_QUALITY=SHARP_WEBP_QUALITY, AVIF_QUALITY=SHARP_AVIF_QUALITY)
     else:
         cmd = [sys.executable, ROOT / "bench" / "baselines" / "images.py", engine, path, SEED_B, iterations, out_dir]
-    r = bench.run_json([str(c) for c in cmd], env=env, pin=True)
+    r = quality.run_json([str(c) for c in cmd], env=env, pin=True)
     r["out_dir"] = str(out_dir)
     return r
 
@@ -102,7 +103,7 @@ def decoded(path):
 
 def score(path, variant, file):
     with decoded(file) as img:
-        return bench.ssim(bench.luma(img), bench.reference(path, (variant["width"], variant["height"])))
+        return quality.ssim(quality.luma(img), quality.reference(path, (variant["width"], variant["height"])))
 
 
 def sent(r, path):
