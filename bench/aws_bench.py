@@ -3,10 +3,10 @@
     python bench/aws_bench.py --config-env default [--cold 10] [--warm 50]
     python bench/aws_bench.py --stack rust-suite-dev --region us-east-1
 
-Needs AWS credentials allowed to read the stack, update and invoke its functions, and write to its
-upload bucket. For each function, `--cold` times: a new value of the environment variable
-BENCH_COLD_START on `$LATEST` (Lambda starts a new execution environment for every configuration
-change), then one invocation, which is a cold start; after the last cold start, `--warm`
+Needs AWS credentials allowed to read the stack, update and invoke its functions, write to its
+upload bucket and read its payment-results queue's ARN. For each function, `--cold` times: a new
+value of the environment variable BENCH_COLD_START on `$LATEST` (Lambda starts a new execution
+environment for every configuration change), then one invocation, which is a cold start; after the last cold start, `--warm`
 invocations in a row on that environment. `$LATEST` holds the code and configuration the `live`
 alias was published from. With JSON logs, the same update raises the system log level to INFO:
 Lambda writes the `platform.report` record at INFO, and the template keeps system logs at WARN. At
@@ -21,7 +21,10 @@ Init Duration).
 
 Events: user-api a `GET /users/{id}` (a DynamoDB read); order-processor a one-order SQS batch for a
 product no inventory holds (recorded as cancelled: no stock or payment); image-compressor the S3
-event of a 1920x1280 JPEG uploaded once under `bench-aws/` in the upload bucket (four variants).
+event of a 1920x1280 JPEG uploaded once under `bench-aws/` in the upload bucket (four variants);
+order-settlement a failed payment result from the payment-results queue for an order that does not
+exist (one orders-table read, then reported as a batch item failure: invoked directly, nothing is
+delivered again and no order or stock changes).
 """
 import argparse
 import base64
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 PHOTO = ROOT / "functions" / "image-compressor" / "testdata" / "good" / "storm-1920x1280.jpg"
 FUNCTIONS = {"user-api": "UserApiFunction", "order-processor": "OrderProcessorFunction",
-             "image-compressor": "ImageCompressorFunction"}
+             "image-compressor": "ImageCompressorFunction", "order-settlement": "OrderSettlementFunction"}
 COLD_VARIABLE = "BENCH_COLD_START"
 
 _TEXT_FIELDS = {
@@ -173,6 +176,8 @@ class Deployment:
                 record = dict(batch["Records"][0], messageId=str(uuid.uuid4()), body=json.dumps(body))
                 return {"Records": [record]}
             return order
+        if function == "order-settlement":
+            return self.settlement_events()
         bucket = self.outputs["SourceBucketName"]
         key = f"bench-aws/{uuid.uuid4().hex[:8]}-{PHOTO.name}"
         self.session.client("s3").put_object(Bucket=bucket, Key=key, Body=PHOTO.read_bytes())
@@ -183,6 +188,22 @@ class Deployment:
         record["s3"]["object"]["key"] = key
         record["s3"]["object"]["size"] = PHOTO.stat().st_size
         return lambda i: event
+
+    def settlement_events(self):
+        """A failed payment result for an order nobody placed, as the payment-results queue delivers it
+        (order-settlement tells its two queues apart by the record's source ARN)."""
+        batch = json.loads((EVENTS / "order-settlement" / "payment-failed.json").read_text())
+        arn = self.session.client("sqs").get_queue_attributes(
+            QueueUrl=self.outputs["PaymentResultsQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+        def result(i):
+            nonce = uuid.uuid4().hex[:12]
+            body = dict(json.loads(batch["Records"][0]["body"]), order_id=f"bench-absent-{nonce}",
+                        idempotency_key=f"bench-absent-{nonce}")
+            record = dict(batch["Records"][0], messageId=str(uuid.uuid4()), body=json.dumps(body),
+                          eventSourceARN=arn)
+            return {"Records": [record]}
+        return result
 
     def wait_updated(self, name):
         self.lam.get_waiter("function_updated_v2").wait(FunctionName=name)
@@ -247,7 +268,7 @@ def main(argv=None):
     parser.add_argument("--region", help="with --stack (default: the AWS configuration's)")
     parser.add_argument("--cold", type=int, default=10, help="cold starts per function (default 10)")
     parser.add_argument("--warm", type=int, default=50, help="warm invocations per function (default 50)")
-    parser.add_argument("--functions", default=",".join(FUNCTIONS), help="comma-separated (default: all three)")
+    parser.add_argument("--functions", default=",".join(FUNCTIONS), help="comma-separated (default: all four)")
     args = parser.parse_args(argv)
     if args.reports:
         reports = reports_in(Path(args.reports).read_text())

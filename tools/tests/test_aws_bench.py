@@ -1,6 +1,7 @@
 """bench/aws_bench.py offline: its REPORT parsing and table on report lines in the formats Lambda
 writes (fixtures/report_lines.log: text REPORT lines with and without Init Duration and XRAY
 TraceId, JSON platform.report records, and lines that are not reports)."""
+import json
 import sys
 import unittest
 from pathlib import Path
@@ -157,3 +158,49 @@ class Measure(unittest.TestCase):
             aws_bench.measure(deployment_with(lam), "order-processor", cold_runs=3, warm_runs=1)
         self.assertEqual(lam.variables, {"USERS_TABLE": "users"})
         self.assertEqual(lam.logging, DEPLOYED_LOGGING)
+
+
+class FakeSqs:
+    def __init__(self):
+        self.asked = []
+
+    def get_queue_attributes(self, QueueUrl, AttributeNames):
+        self.asked.append((QueueUrl, tuple(AttributeNames)))
+        return {"Attributes": {"QueueArn": "arn:aws:sqs:eu-west-1:111122223333:stack-PaymentResultsQueue-X"}}
+
+
+class FakeSession:
+    def __init__(self):
+        self.sqs = FakeSqs()
+
+    def client(self, name):
+        assert name == "sqs", name
+        return self.sqs
+
+
+class Events(unittest.TestCase):
+    def test_every_function_of_the_template_is_measured(self):
+        import re
+        template = (HERE.parent.parent / "template.yaml").read_text()
+        functions = set(re.findall(r"^  (\w+):\n    Type: AWS::Serverless::Function", template, re.M))
+        self.assertEqual(set(aws_bench.FUNCTIONS.values()), functions)
+
+    def test_settlement_gets_a_payment_result_from_the_deployed_queue_for_an_order_nobody_placed(self):
+        d = object.__new__(aws_bench.Deployment)
+        d.session = FakeSession()
+        d.outputs = {"PaymentResultsQueueUrl": "https://sqs.eu-west-1.amazonaws.com/111122223333/results"}
+        event = d.events("order-settlement")
+        first, second = event(0), event(1)
+        self.assertEqual(d.session.sqs.asked, [(d.outputs["PaymentResultsQueueUrl"], ("QueueArn",))])
+        sample = json.loads((HERE.parent.parent / "events" / "order-settlement" / "payment-failed.json").read_text())
+        bodies = []
+        for batch in (first, second):
+            [record] = batch["Records"]
+            self.assertEqual(record["eventSourceARN"], "arn:aws:sqs:eu-west-1:111122223333:stack-PaymentResultsQueue-X")
+            body = json.loads(record["body"])
+            self.assertEqual(set(body), set(json.loads(sample["Records"][0]["body"])), "the fields a result has")
+            self.assertEqual(body["idempotency_key"], body["order_id"])
+            self.assertTrue(body["order_id"].startswith("bench-absent-"))
+            bodies.append(body["order_id"])
+        self.assertNotEqual(bodies[0], bodies[1], "each invocation names its own order")
+        self.assertNotEqual(first["Records"][0]["messageId"], second["Records"][0]["messageId"])
