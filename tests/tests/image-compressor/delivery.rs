@@ -158,6 +158,29 @@ fn viewers_use_https_get_compressed_responses_and_security_headers() {
             "{header}: set on every response"
         );
     }
+    // The same JPEG URL answers AVIF, WebP or JPEG by Accept: a shared cache downstream must key
+    // on it, and on Accept-Encoding for the compressed manifests.
+    let custom = &resource(&t, "VariantsSecurityHeaders")["Properties"]
+        ["ResponseHeadersPolicyConfig"]["CustomHeadersConfig"]["Items"];
+    let vary = custom
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|h| h["Header"].as_str().map(str::to_ascii_lowercase) == Some("vary".into()))
+        .unwrap_or_else(|| panic!("no Vary header in the response headers policy: {custom:?}"));
+    let named: Vec<String> = vary["Value"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect();
+    for header in ["accept", "accept-encoding"] {
+        assert!(
+            named.iter().any(|v| v == header),
+            "Vary {named:?} lacks {header}"
+        );
+    }
+    assert_eq!(vary["Override"], true, "set whatever the origin says");
     let (tag, output) = tagged(&t["Outputs"]["VariantsDomainName"]["Value"]);
     assert_eq!(
         (tag.as_str(), output.as_str()),
