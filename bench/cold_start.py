@@ -6,8 +6,8 @@ a hello-world" section of BENCHMARKS.md (part of `make bench`; alone: `make benc
 
 Every process is fresh and serves one event through the local Runtime API (bench/runtime_api.py)
 against moto with template.yaml deployed (bench/lambda_bench.py), as deployed: span export on (a UDP
-socket stands where Lambda's X-Ray daemon is) and user-api's pagination key in Secrets Manager. The
-functions and the hello-world take turns, so a busy machine slows them alike.
+socket stands where Lambda's X-Ray daemon is) and user-api's pagination key in Secrets Manager (read
+by the first request that pages, which a cold `GET /users/{id}` is not). The functions and the hello-world take turns, so a busy machine slows them alike.
 """
 import argparse
 import io
@@ -102,10 +102,11 @@ def section(results, processes):
              "release profile, never deployed) taking turns in one run. Init: process start → first "
              "`GET /runtime/invocation/next`; first response: process start → the first response posted. As "
              "deployed: spans exported to an X-Ray daemon socket, user-api's pagination key in Secrets Manager "
-             "(moto), the release binaries built for this machine.", "",
+             "(moto), the release binaries built for this machine. user-api's event is a `GET /users/{id}`.", "",
              "What init does as deployed: logging, metrics and the span exporter installed, configuration read "
-             "and validated, the SDK configuration and clients built, and user-api's pagination key read from "
-             "Secrets Manager.", "",
+             "and validated, the SDK configuration and clients built. user-api reads its pagination key from "
+             "Secrets Manager on the first request that signs or verifies a `next_token`, not in init (most "
+             "requests never page; in AWS the read is a TLS handshake and a round trip).", "",
              f"| function | init p50 ms | init p99 ms | init p50 vs hello-world (goal ≤ {GOAL}x) | "
              "init p50 without the root certificates | of which loading them | first response p50 ms | "
              "arm64 bootstrap zipped |",
@@ -132,8 +133,8 @@ def section(results, processes):
               "machine's Debian store (one file per certificate) it is most of the gap. The rest is loading a "
               "binary 5–10x the hello-world's (relocations and page faults), building the SDK configuration "
               "and clients (each SDK crate parses its endpoint partition table once), installing logging, "
-              "metrics and the span exporter, and for user-api the Secrets Manager round trip.", "",
-              "Removed from init: the SDK checked its HTTP client once per client it built, each check "
+              "metrics and the span exporter.", "",
+              "Removed from init: user-api's Secrets Manager read (now on first use); the SDK checked its HTTP client once per client it built, each check "
               "building a throwaway TLS connector (now one shared client, checked once: "
               "`adapters::aws::https_client`), and the default credentials and region chains (profile files, "
               "web identity with its STS client, container and instance metadata clients) are not built when "

@@ -1,8 +1,9 @@
 //! Everything a request needs, built once per cold start, and the API's limits.
 
-use domain::page_token::PageTokens;
 use domain::ports::{IdempotencyStore, NoIdempotency, UserStore};
 use time::OffsetDateTime;
+
+use crate::page_tokens::LazyPageTokens;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 
@@ -17,7 +18,8 @@ pub const IN_PROGRESS_WITHOUT_DEADLINE_SECONDS: i64 = 10;
 pub struct Api<S, I = NoIdempotency> {
     pub store: S,
     pub allowed_origins: Vec<String>,
-    pub tokens: PageTokens,
+    /// Signs and verifies `next_token`; its key is read on the first request that pages.
+    pub tokens: LazyPageTokens,
     pub clock: fn() -> OffsetDateTime,
     /// Where `POST /users` records its `Idempotency-Key`s.
     pub idempotency: I,
@@ -26,11 +28,25 @@ pub struct Api<S, I = NoIdempotency> {
 }
 
 impl<S: UserStore> Api<S> {
+    /// The API with the page-token key at hand (local runs and tests).
     pub fn new(store: S, allowed_origins: Vec<String>, page_token_secret: &str) -> Self {
+        Self::with_page_tokens(
+            store,
+            allowed_origins,
+            LazyPageTokens::ready(page_token_secret),
+        )
+    }
+
+    /// The API signing page tokens with the key `tokens` holds or reads when first needed.
+    pub fn with_page_tokens(
+        store: S,
+        allowed_origins: Vec<String>,
+        tokens: LazyPageTokens,
+    ) -> Self {
         Self {
             store,
             allowed_origins,
-            tokens: PageTokens::new(page_token_secret),
+            tokens,
             clock: OffsetDateTime::now_utc,
             idempotency: NoIdempotency,
             idempotency_ttl_seconds: 0,

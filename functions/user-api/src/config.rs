@@ -3,8 +3,9 @@
 use adapters::config::AwsSettings;
 use settings::{ConfigError, Env};
 
-/// The key that signs pagination tokens: a secret the stack generates (read once at cold start), or,
-/// for local runs and tests only, a value in the environment. The template sets only the first.
+/// The key that signs pagination tokens: a secret the stack generates (read by the first request
+/// that pages), or, for local runs and tests only, a value in the environment. The template sets
+/// only the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageTokenKey {
     /// `PAGE_TOKEN_SECRET_ARN`: a Secrets Manager secret.

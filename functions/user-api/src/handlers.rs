@@ -53,6 +53,8 @@ pub(crate) async fn list<S: UserStore, I: IdempotencyStore>(
         if let Some(token) = params.first("next_token") {
             match api
                 .tokens
+                .get()
+                .await?
                 .verify(token)
                 .ok()
                 .and_then(|c| Uuid::parse_str(&c).ok())
@@ -66,7 +68,10 @@ pub(crate) async fn list<S: UserStore, I: IdempotencyStore>(
         return Err(errors.into());
     }
     let page = api.store.list(limit, after).await?;
-    let next_token = page.next_cursor.map(|c| api.tokens.sign(&c.to_string()));
+    let next_token = match page.next_cursor {
+        Some(cursor) => Some(api.tokens.get().await?.sign(&cursor.to_string())),
+        None => None,
+    };
     Ok(json_response(
         200,
         &json!({ "users": page.users, "next_token": next_token }),

@@ -9,6 +9,8 @@
 //!   goes back.
 //! - `handlers`: list, create (with `Idempotency-Key`), get, update (PUT replaces, PATCH merges),
 //!   delete, over the ports.
+//! - `page_tokens`: the `next_token` signer, its key read from its secret on the first request
+//!   that pages.
 //! - `telemetry`: the request's span, metrics and log line, recorded in one place.
 
 mod api;
@@ -17,6 +19,7 @@ pub mod config;
 mod cors;
 mod handlers;
 mod http;
+pub mod page_tokens;
 pub mod problem;
 mod request;
 mod responses;

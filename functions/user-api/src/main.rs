@@ -7,6 +7,7 @@ use lambda_http::{service_fn, Request, RequestExt};
 use settings::Env;
 use telemetry::{report_cold_start, Telemetry};
 use user_api::config::{Config, PageTokenKey, PAGE_TOKEN_SECRET_ARN};
+use user_api::page_tokens::LazyPageTokens;
 use user_api::{handle_by, Api};
 
 // One thread: Lambda runs one invocation at a time per process, and its work waits on AWS. No
@@ -19,23 +20,23 @@ async fn main() -> Result<(), lambda_http::Error> {
     telemetry::trace_id_env::check_setenv_replaced();
     let config = report_cold_start(Config::from_env(&Env::from_process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
-    // The pagination-token key, read once: without it the function does not start.
-    let page_token_secret = match &config.page_token_key {
-        PageTokenKey::Secret(arn) => report_cold_start(
-            read_configured_secret(
-                &adapters::aws::secrets_client(&sdk),
-                PAGE_TOKEN_SECRET_ARN,
-                arn,
-            )
-            .await,
-        )?,
-        PageTokenKey::Local(key) => key.clone(),
+    // The pagination-token key: read from its secret by the first request that pages (most never
+    // do), so a cold start makes no Secrets Manager call.
+    let page_tokens = match config.page_token_key {
+        PageTokenKey::Secret(arn) => {
+            let secrets = adapters::aws::secrets_client(&sdk);
+            LazyPageTokens::read_on_first_use(move || {
+                let (secrets, arn) = (secrets.clone(), arn.clone());
+                async move { read_configured_secret(&secrets, PAGE_TOKEN_SECRET_ARN, &arn).await }
+            })
+        }
+        PageTokenKey::Local(key) => LazyPageTokens::ready(key),
     };
     let dynamodb = adapters::aws::dynamodb_client(&sdk);
     let store = DynamoUserStore::new(dynamodb.clone(), &config.users_table);
     // Idempotency records live in the users table under their own key prefix.
     let keys = DynamoIdempotencyStore::new(dynamodb, &config.users_table);
-    let api = Api::new(store, config.allowed_origins, &page_token_secret)
+    let api = Api::with_page_tokens(store, config.allowed_origins, page_tokens)
         .with_idempotency(keys, config.idempotency_ttl_seconds);
     let (api, telemetry) = (&api, &telemetry);
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -1,8 +1,7 @@
-//! Secrets the stack generates, read once at cold start.
+//! Secrets the stack generates, read when first needed.
 
 use crate::errors::classify;
 use domain::PortError;
-use settings::ConfigError;
 
 /// IAM actions reading a secret needs.
 pub const READ_SECRET_ACTIONS: &[&str] = &["secretsmanager:GetSecretValue"];
@@ -29,17 +28,25 @@ pub async fn read_secret(
     }
 }
 
-/// Reads the secret a configuration variable names, at cold start: any failure is a configuration
-/// error naming the variable, the secret and why, so the function does not start without its key.
+/// Reads the secret a configuration variable names. A throttled or unreachable Secrets Manager is
+/// passed on as it is (retrying later helps); any other failure (no such secret, access denied, a
+/// secret scheduled for deletion, no string) is `Rejected`. Either way an error log line names the
+/// variable, the secret and why (Secrets Manager's own message, which quotes no secret value).
 pub async fn read_configured_secret(
     client: &aws_sdk_secretsmanager::Client,
     variable: &str,
     secret_id: &str,
-) -> Result<String, ConfigError> {
+) -> Result<String, PortError> {
     read_secret(client, secret_id).await.map_err(|e| {
-        ConfigError::new(
+        tracing::error!(
             variable,
-            format!("the secret {secret_id} could not be read: {e}"),
-        )
+            secret = secret_id,
+            error = %e,
+            "the secret a configuration variable names could not be read"
+        );
+        match e {
+            PortError::Throttled(_) | PortError::Unavailable(_) | PortError::Rejected(_) => e,
+            other => PortError::Rejected(format!("secretsmanager: {other} ({secret_id})")),
+        }
     })
 }
