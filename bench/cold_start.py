@@ -58,7 +58,7 @@ NO_ROOTS = {"SSL_CERT_FILE": "/dev/null", "SSL_CERT_DIR": "/nonexistent"}
 # certificate, which the SDK reads and parses again.
 BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 BUNDLE = next((b for b in BUNDLES if Path(b).is_file()), None)
-ONE_BUNDLE = {"SSL_CERT_FILE": BUNDLE} if BUNDLE else None
+ONE_BUNDLE = {"SSL_CERT_FILE": BUNDLE} if BUNDLE else None  # and no SSL_CERT_DIR (lambda_bench drops it)
 
 
 def measure(bench, processes):

@@ -33,6 +33,8 @@ from runtime_api import RuntimeAPI, rss_kib  # noqa: E402
 from xray_daemon import XrayDaemon  # noqa: E402
 
 FUNCTIONS = ("user-api", "order-processor", "image-compressor")
+# Variables that choose the TLS root certificates (rustls-native-certs, OpenSSL, botocore, requests).
+CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # The cold-start floor (bench/hello-world): a lambda_runtime function that does nothing.
 HELLO = "hello-world"
 BASELINE = {"user-api": "lambda_users.handler", "order-processor": "lambda_orders.handler",
@@ -123,6 +125,9 @@ class Bench:
         api = RuntimeAPI(events, sample_rss_at)
         cmd, cwd = self.command(fn, lang)
         env = dict(os.environ)
+        # Where TLS roots come from, as Lambda leaves it: it sets none of these, a developer's shell may.
+        for variable in CA_VARIABLES:
+            env.pop(variable, None)
         env.update(self.common)
         env.update(self.fn_env.get(fn, {}))
         if fn == "image-compressor" and lang in self.binaries:
