@@ -6,10 +6,12 @@ import io
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+ROOT = Path(__file__).resolve().parent.parent
 # The colour space every reference is in: LittleCMS's built-in sRGB.
 SRGB = ImageCms.createProfile("sRGB")
 

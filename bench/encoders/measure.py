@@ -11,25 +11,13 @@ variants in that pixel range.
 """
 import json, os, subprocess, sys, time, io
 from pathlib import Path
-import numpy as np
 from PIL import Image, ImageOps
 os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from image_quality import luma, ssim  # noqa: E402
 VAR = HERE.parent / "out" / "encoders" / "variants"; OUT = HERE.parent / "out" / "encoders" / "files"
 EDGES = [150, 300, 600, 1200]
-
-def luma(img):
-    a = np.asarray(img.convert("RGB"), dtype=np.float64)
-    return 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
-
-def ssim(a, b, k=7):
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    def box(x):
-        s = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        return (s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]) / (k * k)
-    ma, mb = box(a), box(b)
-    va, vb, cov = box(a * a) - ma ** 2, box(b * b) - mb ** 2, box(a * b) - ma * mb
-    return float((((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))).mean())
 
 def make_variants(files):
     out = []
