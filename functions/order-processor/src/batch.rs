@@ -1,9 +1,7 @@
 //! A batch of order messages: copies of one order one after another, different orders at once,
 //! within the invocation's deadline; the response lists exactly the messages SQS must deliver again.
 
-use std::time::Duration;
-
-use adapters::budget::BatchBudget;
+use adapters::budget::{BatchBudget, REPORT_RESERVE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::parse_order_message;
 use domain::ports::{DeadLetters, ExpiryQueue, Notifier, OrderStore, PaymentQueue, TraceHeader};
@@ -15,12 +13,6 @@ use crate::outcome::Outcome;
 use crate::place::Parsed;
 use crate::processor::Processor;
 use crate::telemetry::{self, OrderSpan};
-
-/// Time kept back from the invocation's deadline to return the batch response: building the list
-/// of failures, the telemetry of the batch and the post to the runtime API are local work
-/// (milliseconds); the rest is room for a slow scheduler on a busy host. Past the deadline Lambda
-/// kills the invocation and SQS redelivers the whole batch, the finished messages with the rest.
-pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
 
 impl<O, P, N, D, E> Processor<O, P, N, D, E>
 where

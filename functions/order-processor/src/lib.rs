@@ -21,6 +21,6 @@ mod place;
 mod processor;
 mod telemetry;
 
-pub use batch::REPORT_RESERVE;
+pub use adapters::budget::REPORT_RESERVE;
 pub use outcome::Outcome;
 pub use processor::{ExpiryNotScheduled, Processor, DEFAULT_PAYMENT_TIMEOUT};

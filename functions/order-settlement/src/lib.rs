@@ -19,5 +19,6 @@ mod outcome;
 mod settler;
 mod telemetry;
 
+pub use adapters::budget::REPORT_RESERVE;
 pub use outcome::Outcome;
-pub use settler::{Settler, REPORT_RESERVE};
+pub use settler::Settler;

@@ -2,9 +2,7 @@
 //! deadline: each a conditional transition of its order (stock restored in the same transaction
 //! when it ends unpaid), announced once applied.
 
-use std::time::Duration;
-
-use adapters::budget::BatchBudget;
+use adapters::budget::{BatchBudget, REPORT_RESERVE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::order::{Order, OrderEvent};
 use domain::ports::{Notifier, OrderSettlement, TraceHeader};
@@ -17,11 +15,6 @@ use time::OffsetDateTime;
 
 use crate::outcome::Outcome;
 use crate::telemetry;
-
-/// Time kept back from the invocation's deadline to return the batch response (local work: the
-/// list of failures and the post to the runtime API). Past the deadline Lambda kills the
-/// invocation and SQS redelivers the whole batch, the finished messages with the rest.
-pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
 
 /// The ports and the two source queues, built once per cold start.
 pub struct Settler<S, N> {

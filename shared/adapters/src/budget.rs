@@ -8,6 +8,12 @@ use domain::Deadline;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+/// Time kept back from the invocation's deadline to return the batch response: building the list
+/// of failures, the telemetry of the batch and the post to the runtime API are local work
+/// (milliseconds); the rest is room for a slow scheduler on a busy host. Past the deadline Lambda
+/// kills the invocation and SQS redelivers the whole batch, the finished messages with the rest.
+pub const REPORT_RESERVE: Duration = Duration::from_secs(1);
+
 /// The time a batch has, fixed when it starts: by the wall clock (`clock`, simulated in tests)
 /// before each message, and by the runtime's timer for work in flight.
 pub struct BatchBudget {
