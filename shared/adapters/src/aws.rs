@@ -1,7 +1,5 @@
 //! Building SDK configuration and clients once per cold start, with explicit timeouts and retries.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -63,10 +61,13 @@ fn credentials_in_environment() -> bool {
 /// connector per timeout setting instead of one each.
 ///
 /// The SDK checks its HTTP client once per client it builds, and the default client answers each
-/// check by building a throwaway TLS connector, which loads and parses the platform's root
-/// certificates: five times at a cold start here (the credentials chain's STS client and four
-/// service clients). This client runs that check once: the roots still load at init, where the first
-/// event does not wait for them, but once.
+/// check by building a TLS connector and throwing it away, only so that the platform's root
+/// certificates are read from disk before the first request: five times at a cold start here (the
+/// credentials chain's STS client and four service clients), each parsing every root into a trust
+/// anchor again. The roots come from `rustls-native-certs`, which the workspace replaces with
+/// `shared/tls-roots`: Mozilla's roots compiled in, nothing to read. So this client skips that
+/// warm-up (`NoWarmUp`): the first request builds the one connector it uses, parsing the roots once.
+/// With `SSL_CERT_FILE` / `SSL_CERT_DIR` set, that first request also reads the files they name.
 pub fn https_client() -> SharedHttpClient {
     let hyper = aws_smithy_http_client::Builder::new().build_with_connector_fn(
         |settings: Option<&HttpConnectorSettings>, components: Option<&RuntimeComponents>| {
@@ -80,54 +81,35 @@ pub fn https_client() -> SharedHttpClient {
             connector.build()
         },
     );
-    checked_once(hyper)
+    NoWarmUp(hyper).into_shared()
 }
 
-/// `client`, with its configuration check run for the first SDK client that uses it only.
-fn checked_once(client: SharedHttpClient) -> SharedHttpClient {
-    CheckedOnce {
-        client,
-        checked: AtomicBool::new(false),
-    }
-    .into_shared()
-}
-
-/// An HTTP client whose configuration check runs for the first SDK client only.
+/// An HTTP client without the configuration check the SDK runs for each client it builds. The
+/// hyper client's check always succeeds: all it does is build a connector to throw away.
 #[derive(Debug)]
-struct CheckedOnce {
-    client: SharedHttpClient,
-    checked: AtomicBool,
-}
+struct NoWarmUp(SharedHttpClient);
 
-impl HttpClient for CheckedOnce {
+impl HttpClient for NoWarmUp {
     fn http_connector(
         &self,
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        self.client.http_connector(settings, components)
+        self.0.http_connector(settings, components)
     }
 
     fn validate_base_client_config(
         &self,
-        components: &RuntimeComponentsBuilder,
-        config: &ConfigBag,
+        _: &RuntimeComponentsBuilder,
+        _: &ConfigBag,
     ) -> Result<(), BoxError> {
-        if self.checked.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let checked = self.client.validate_base_client_config(components, config);
-        if checked.is_err() {
-            // Not checked after all: the next client's check runs it again.
-            self.checked.store(false, Ordering::Release);
-        }
-        checked
+        Ok(())
     }
 
     fn connector_metadata(
         &self,
     ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        self.client.connector_metadata()
+        self.0.connector_metadata()
     }
 }
 
@@ -190,7 +172,7 @@ pub fn secrets_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     /// Counts configuration checks; never asked for a connector (no request is sent).
@@ -232,17 +214,17 @@ mod tests {
     }
 
     #[test]
-    fn the_http_client_is_checked_once_for_every_sdk_client_built() {
+    fn no_sdk_client_built_warms_the_http_client_up() {
         let counting = CountingClient::default();
         let checks = counting.checks.clone();
-        let config = sdk_config(checked_once(counting.into_shared()));
+        let config = sdk_config(NoWarmUp(counting.into_shared()).into_shared());
         let _ = (
             dynamodb_client(&config),
             sqs_client(&config),
             sns_client(&config),
             s3_client(&config),
         );
-        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        assert_eq!(checks.load(Ordering::SeqCst), 0);
     }
 
     #[test]
