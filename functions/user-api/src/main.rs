@@ -1,5 +1,7 @@
 //! user-api entry point: configuration and clients once per cold start, then the runtime loop.
 
+use std::sync::OnceLock;
+
 use adapters::dynamo_idempotency::DynamoIdempotencyStore;
 use adapters::dynamo_users::DynamoUserStore;
 use adapters::secrets::read_configured_secret;
@@ -21,12 +23,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = report_cold_start(Config::from_env(&Env::from_process()))?;
     let sdk = adapters::aws::load_sdk_config(&config.aws).await;
     // The pagination-token key: read from its secret by the first request that pages (most never
-    // do), so a cold start makes no Secrets Manager call.
+    // do), so a cold start makes no Secrets Manager call. That request builds the Secrets Manager
+    // client too: building one parses the service's endpoint rules, init work a `GET` never needs.
     let page_tokens = match config.page_token_key {
         PageTokenKey::Secret(arn) => {
-            let secrets = adapters::aws::secrets_client(&sdk);
+            let (sdk, secrets) = (sdk.clone(), OnceLock::new());
             LazyPageTokens::read_on_first_use(move || {
-                let (secrets, arn) = (secrets.clone(), arn.clone());
+                let secrets = secrets
+                    .get_or_init(|| adapters::aws::secrets_client(&sdk))
+                    .clone();
+                let arn = arn.clone();
                 async move { read_configured_secret(&secrets, PAGE_TOKEN_SECRET_ARN, &arn).await }
             })
         }
