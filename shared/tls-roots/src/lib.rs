@@ -1,9 +1,9 @@
 //! The TLS root certificates of every AWS SDK client in the suite.
 //!
 //! The SDK's HTTPS client (aws-smithy-http-client, rustls) asks `rustls-native-certs` for the
-//! platform's roots when it builds its TLS settings, before the first event. That crate reads the
+//! platform's roots once per process, when it first builds a TLS connector. That crate reads the
 //! system bundle (about 200 KB of PEM on provided.al2023) and decodes every certificate from base64:
-//! most of what a function's init spends beyond a hello-world `lambda_runtime` function
+//! most of what a function's cold start spent beyond a hello-world `lambda_runtime` function
 //! (BENCHMARKS.md, "Cold start against a hello-world"). The SDK's TLS settings take extra roots
 //! only as PEM, so the workspace replaces that crate with this one (`[patch.crates-io]` in the
 //! workspace's Cargo.toml): same name, same API, and these roots:
