@@ -2,6 +2,9 @@ use super::*;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
 /// A fresh directory under the system's temporary directory.
 fn scratch(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -15,30 +18,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn pem(certs: &[CertificateDer<'_>]) -> String {
     certs
         .iter()
         .map(|c| {
-            let body = base64(c.as_ref());
+            let body = STANDARD.encode(c.as_ref());
             let lines: Vec<&str> = body
                 .as_bytes()
                 .chunks(64)
