@@ -14,7 +14,7 @@ async fn info_logs_carry_no_personal_data() {
     use tracing_subscriber::layer::SubscriberExt;
     let logs = telemetry::CapturedLogs::default();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
         .with(telemetry::JsonLogLayer::new("user-api", logs.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{DynFilterFn, FilterExt, LevelFilter};
+use tracing_subscriber::filter::{DynFilterFn, FilterExt, LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 use settings::Env;
 
@@ -19,8 +19,13 @@ use crate::xray::{self, is_ours, SpanExport};
 /// The log filter: `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's logging config), else `LOG_LEVEL`, else
 /// `info`. The level is the suite's own: dependencies (the SDK, the HTTP stack, the runtime) log at
 /// `warn` at the most, so no level can print what their debug output holds (headers, bodies).
-/// A value with `=` or `,` is taken as `tracing` directives, as it is.
-pub fn log_filter(env: &Env) -> EnvFilter {
+/// A value with `=` or `,` is taken as a list of `target=level` directives, as it is.
+///
+/// A level per target is all this filter does, so it is `Targets`, not `EnvFilter`: `EnvFilter`'s
+/// span and field directives bring a regular expression engine into every bootstrap (about 0.3 MB
+/// of code and Unicode tables) that no setting here uses. A value `Targets` cannot read (such as a
+/// span directive) falls back to `info`, like any other unreadable value.
+pub fn log_filter(env: &Env) -> Targets {
     let level = env
         .get("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|| env.get("LOG_LEVEL"))
@@ -53,7 +58,16 @@ pub fn log_filter(env: &Env) -> EnvFilter {
         }
         directives
     };
-    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"))
+    let targets_only = directives.split(',').all(|directive| {
+        let target = directive.split_once('=').map_or("", |(target, _)| target);
+        target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    });
+    targets_only
+        .then(|| directives.parse().ok())
+        .flatten()
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// `LOG_DEBUG_SAMPLE_RATE`: the share of invocations logged at debug level (0 to 1).

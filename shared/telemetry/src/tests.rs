@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::EnvFilter;
 
 use settings::Env;
 
@@ -24,7 +24,7 @@ fn logged(service: &str, env: &Env, sampled: Arc<AtomicBool>, work: impl FnOnce(
 fn log_lines_are_json_with_invocation_fields() {
     let buffer = CapturedLogs::default();
     let subscriber = tracing_subscriber::registry()
-        .with(EnvFilter::new("info"))
+        .with(LevelFilter::INFO)
         .with(JsonLogLayer::new("user-api", buffer.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!(
@@ -56,19 +56,57 @@ fn log_lines_are_json_with_invocation_fields() {
 
 #[test]
 fn level_comes_from_lambda_then_log_level() {
+    use tracing::Level;
     let f = log_filter(&Env::from_pairs(&[
         ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
         ("LOG_LEVEL", "error"),
     ]));
-    use tracing_subscriber::filter::LevelFilter;
-    assert_eq!(f.max_level_hint(), Some(LevelFilter::DEBUG));
+    assert!(f.would_enable("user_api::handler", &Level::DEBUG));
+    assert!(!f.would_enable("user_api::handler", &Level::TRACE));
+    // Dependencies log at warn at the most, whatever the suite's own level.
+    assert!(f.would_enable("aws_smithy_runtime", &Level::WARN));
+    assert!(!f.would_enable("aws_smithy_runtime", &Level::INFO));
+    assert!(!f.would_enable("hyper_util::client", &Level::DEBUG));
+
     let f = log_filter(&Env::from_pairs(&[("LOG_LEVEL", "error")]));
     // Dependencies are never more verbose than the suite's own level.
-    assert_eq!(f.max_level_hint(), Some(LevelFilter::ERROR));
+    assert!(f.would_enable("order_processor", &Level::ERROR));
+    assert!(!f.would_enable("order_processor", &Level::WARN));
+    assert!(!f.would_enable("aws_smithy_runtime", &Level::WARN));
+
     let f = log_filter(&Env::from_pairs(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
-    assert_eq!(f.max_level_hint(), Some(LevelFilter::ERROR));
+    assert!(f.would_enable("domain", &Level::ERROR));
+    assert!(!f.would_enable("domain", &Level::WARN));
+
     let f = log_filter(&Env::from_pairs(&[("LOG_LEVEL", "not a level!")]));
-    assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
+    assert!(f.would_enable("user_api", &Level::INFO));
+    assert!(!f.would_enable("user_api", &Level::DEBUG));
+}
+
+#[test]
+fn directives_are_taken_as_they_are_and_unreadable_ones_mean_info() {
+    use tracing::Level;
+    let f = log_filter(&Env::from_pairs(&[(
+        "LOG_LEVEL",
+        "error,aws_smithy_runtime=debug",
+    )]));
+    assert!(f.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
+    assert!(!f.would_enable("user_api", &Level::WARN));
+    // Span and field directives are not a target and a level: the filter falls back to info
+    // rather than taking `[invocation]` for a target and silencing everything else.
+    for unreadable in [
+        "[invocation]=debug",
+        "user_api[handle{id=1}]=trace",
+        "user_api=loud",
+    ] {
+        let f = log_filter(&Env::from_pairs(&[("LOG_LEVEL", unreadable)]));
+        assert_eq!(f.default_level(), Some(LevelFilter::INFO), "{unreadable}");
+        assert!(
+            f.would_enable("aws_smithy_runtime", &Level::INFO),
+            "{unreadable}"
+        );
+        assert!(!f.would_enable("user_api", &Level::DEBUG), "{unreadable}");
+    }
 }
 
 fn lines_of(buffer: &CapturedLogs) -> Vec<Value> {

@@ -52,7 +52,7 @@ async fn a_missing_or_unreadable_secret_is_refused_and_logged_naming_it() {
     use tracing_subscriber::layer::SubscriberExt;
     let logs = telemetry::CapturedLogs::default();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
         .with(telemetry::JsonLogLayer::new("user-api", logs.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
 
