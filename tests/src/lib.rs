@@ -124,6 +124,7 @@ pub fn test_settings() -> adapters::config::AwsSettings {
 /// An SDK config pointed at `endpoint` with dummy credentials.
 pub async fn sdk_config_for(endpoint: &str, settings: &adapters::config::AwsSettings) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(adapters::aws::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .test_credentials()

@@ -56,9 +56,9 @@ fn credentials_in_environment() -> bool {
     set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some()
 }
 
-/// The one HTTPS client every SDK client of the process shares (the SDK's default: hyper, rustls on
-/// aws-lc, proxy settings from the environment), so they share its connection pool and build one
-/// connector per timeout setting instead of one each.
+/// The one HTTPS client every SDK client of the process shares (the SDK's default client: hyper,
+/// rustls, proxy settings from the environment), so they share its connection pool and build one
+/// connector per timeout setting instead of one each. Its cryptography is ring's (`tls_crypto`).
 ///
 /// The SDK checks its HTTP client once per client it builds, and the default client answers each
 /// check by building a TLS connector and throwing it away, only so that the platform's root
@@ -72,7 +72,7 @@ pub fn https_client() -> SharedHttpClient {
     let hyper = aws_smithy_http_client::Builder::new().build_with_connector_fn(
         |settings: Option<&HttpConnectorSettings>, components: Option<&RuntimeComponents>| {
             let mut connector =
-                ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                ConnectorBuilder::default().tls_provider(Provider::Rustls(tls_crypto()));
             connector.set_connector_settings(settings.cloned());
             if let Some(components) = components {
                 connector.set_sleep_impl(components.sleep_impl());
@@ -82,6 +82,22 @@ pub fn https_client() -> SharedHttpClient {
         },
     );
     NoWarmUp(hyper).into_shared()
+}
+
+/// The cryptography under rustls: ring, unless the `aws-lc` feature asks for aws-lc.
+///
+/// The SDK's own default is aws-lc, which also offers hybrid post-quantum key agreement
+/// (X25519MLKEM768). ring offers X25519, P-256 and P-384 and the same cipher suites (the SDK keeps
+/// AES-GCM and ChaCha20-Poly1305 either way), and is a quarter of aws-lc's size in a bootstrap:
+/// about 0.6 MB less per zipped function (docs/performance.md, "TLS").
+#[cfg(not(feature = "aws-lc"))]
+fn tls_crypto() -> CryptoMode {
+    CryptoMode::Ring
+}
+
+#[cfg(feature = "aws-lc")]
+fn tls_crypto() -> CryptoMode {
+    CryptoMode::AwsLc
 }
 
 /// An HTTP client without the configuration check the SDK runs for each client it builds. The

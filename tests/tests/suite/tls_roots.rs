@@ -36,7 +36,7 @@ async fn serve() -> (u16, Arc<Seen>) {
         .collect::<Result<Vec<_>, _>>()
         .expect("server certificate");
     let key = PrivateKeyDer::from_pem_file(fixture("server.key")).expect("server.key");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
@@ -156,4 +156,42 @@ async fn ssl_cert_dir_holding_the_private_ca_makes_the_call_succeed() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{output}");
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
+}
+
+/// Every function's TLS is rustls on ring, and aws-lc (the SDK's default, about 0.6 MB more per
+/// zipped bootstrap) is linked into none of them: it would come back with an SDK crate's or
+/// aws-config's `default-https-client` feature, or with adapters' `aws-lc` feature.
+#[test]
+fn every_function_links_ring_and_not_aws_lc() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut functions: Vec<String> = std::fs::read_dir(root.join("functions"))
+        .expect("functions/")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    functions.sort();
+    assert_eq!(functions.len(), 4, "{functions:?}");
+    for function in &functions {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["tree", "-e", "normal", "--prefix", "none", "-p", function])
+            .output()
+            .expect("cargo tree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let crates: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .expect("utf-8")
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        assert!(crates.contains(&"ring"), "{function}: {crates:?}");
+        assert!(crates.contains(&"rustls"), "{function}");
+        for aws_lc in ["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys"] {
+            assert!(!crates.contains(&aws_lc), "{function} links {aws_lc}");
+        }
+    }
 }
