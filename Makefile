@@ -52,7 +52,7 @@ $(CONTRACT_STAMP): requirements-contract.txt
 	@rm -f $(CONTRACT_VENV)/.installed-*
 	@touch $@
 
-smoke-arm64: build-arm64 $(BENCH_STAMP) ## No instruction beyond Graviton2 in any bootstrap outside CPU-checked functions (aws-lc, crc-fast, libunwind); each boots under qemu -cpu neoverse-n1; codecs on every format vs Pillow
+smoke-arm64: build-arm64 $(BENCH_STAMP) ## No instruction beyond Graviton2 in any bootstrap outside CPU-checked functions (ring, aws-lc, crc-fast, libunwind); each boots under qemu -cpu neoverse-n1; codecs on every format vs Pillow
 	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-objdump >/dev/null && test -d /usr/aarch64-linux-gnu || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross binutils-aarch64-linux-gnu; }
 	$(PY) tools/arm64_smoke.py
@@ -61,7 +61,7 @@ build: ## Build every function for this machine (debug)
 	cargo build --workspace
 
 # Rust and the C codecs target Graviton2 (Neoverse N1), whatever the build machine: .cargo/config.toml.
-# Linked with symbols so tools/arm64_baseline.py can tell aws-lc's run-time dispatched functions from the
+# Linked with symbols so tools/arm64_baseline.py can tell ring's run-time dispatched functions from the
 # rest (copies kept in target/lambda-symbols/), then stripped as the release profile strips.
 build-arm64: setup ## Release arm64 bootstrap per function (cargo lambda + zig, for Neoverse N1), sizes printed
 	@rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true

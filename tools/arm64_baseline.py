@@ -16,9 +16,9 @@ word) and lists each instruction outside the baseline with its address and the e
 An instruction outside the baseline is allowed only inside a function listed in RUNTIME_DISPATCHED,
 and only of the extensions listed for it: code its library reaches only after a run-time check says
 the CPU has the extension (or, in the unwinder, only for frames of code that itself needs it)
-(aws-lc reads the CPU's ID registers into OPENSSL_armcap_P at start and calls, say, its SHA-512
-routine only when the SHA512 bit is set). Such a finding is counted, named by symbol and passes;
-the same instruction in any other function fails. The check needs the symbol table: run it on an
+(ring reads the CPU's capabilities from the kernel's HWCAP, aws-lc its ID registers into
+OPENSSL_armcap_P, and each calls, say, its SHA-512 routine for the SHA512 extension only when that
+bit is set). Such a finding is counted, named by symbol and passes; the same instruction in any other function fails. The check needs the symbol table: run it on an
 unstripped link (`make build-arm64` links with symbols, checks, then strips the bootstrap it ships);
 in a stripped file every finding fails, since nothing says which function holds it.
 
@@ -96,6 +96,10 @@ AWS_LC = r"(?:aws_lc_[0-9]+_[0-9]+_[0-9]+_)?"
 LIBUNWIND = r"_ZN9libunwind(?:12UnwindCursor|17DwarfInstructions)INS_17LocalAddressSpaceENS_15Registers_arm64EE"
 MTE = "Armv8.5 memory tagging (MTE)"
 RUNTIME_DISPATCHED = [
+    (re.compile(r"ring_core_[0-9]+_[0-9]+_[0-9]+_+sha512_block_data_order_hw"), {"SHA512"},
+     "SHA512: ring's sha512-armv8 with the SHA512 extension (the TLS the SDK clients use); "
+     "digest/sha2/sha2_64.rs calls it only when cpu.get_feature::<arm::Sha512>(), which "
+     "cpu/arm/linux.rs sets from HWCAP_SHA512 in getauxval(AT_HWCAP)"),
     (re.compile(AWS_LC + r"sha512_block_data_order_hw"), {"SHA512"},
      "SHA512: sha512-armv8's SHA-512 with the SHA512 extension; sha/internal.h selects it only when "
      "CRYPTO_is_ARMv8_SHA512_capable() (OPENSSL_armcap_P & ARMV8_SHA512)"),
@@ -223,7 +227,7 @@ def report(path, instructions, found, show=20):
     if allowed:
         by_symbol = Counter((symbol, feature) for _, feature, symbol, _ in allowed)
         print(f"arm64-baseline: {path}: {len(allowed)} instructions beyond Neoverse N1 in functions reached "
-              "only after a CPU-feature check (aws-lc, crc-fast) or for frames of such code (libunwind):")
+              "only after a CPU-feature check (ring, aws-lc, crc-fast) or for frames of such code (libunwind):")
         for (symbol, feature), n in sorted(by_symbol.items()):
             print(f"    {symbol}: {feature} ×{n}")
     if not bad:

@@ -65,12 +65,15 @@ if __name__ == "__main__":
 
 
 SYMBOLS = (HERE / "fixtures" / "arm64_symbols.txt").read_text().splitlines()
+RING_HW = "ring_core_0_17_14__sha512_block_data_order_hw"
+RING_NOHW = "ring_core_0_17_14__sha512_block_data_order_nohw"
 
 
 class RuntimeDispatched(unittest.TestCase):
-    """fixtures/arm64_symbols.txt: the same newer instructions inside aws-lc's run-time dispatched
-    functions (SHA-512 `_hw`, the 8x-unrolled AES-GCM, DIT) and inside functions that are not (a Rust function, aws-lc's
-    portable `_nohw` variant, a name that only contains an allowed one)."""
+    """fixtures/arm64_symbols.txt: the same newer instructions inside aws-lc's and ring's run-time
+    dispatched functions (SHA-512 `_hw`, the 8x-unrolled AES-GCM, DIT) and inside functions that are not
+    (a Rust function, aws-lc's and ring's portable `_nohw` variants, a name that only contains an allowed
+    one), and an instruction of another extension inside ring's SHA-512 `_hw`."""
 
     def verdicts(self):
         return [(symbol, reason is not None) for _, _, symbol, reason in arm64_baseline.classify(SYMBOLS)]
@@ -79,22 +82,28 @@ class RuntimeDispatched(unittest.TestCase):
         symbols = [symbol for symbol, _ in self.verdicts()]
         self.assertEqual(symbols, ["aws_lc_0_35_0_sha512_block_data_order_hw"] * 2 + ["aws_lc_0_35_0_aesv8_gcm_8x_enc_128"] * 2
                          + ["aws_lc_0_35_0_armv8_set_dit", "_ZN12image_resize6kernel17h0123456789abcdefE",
-                            "aws_lc_0_35_0_sha512_block_data_order_nohw", "my_sha512_block_data_order_hw_wrapper"])
+                            "aws_lc_0_35_0_sha512_block_data_order_nohw", "my_sha512_block_data_order_hw_wrapper"]
+                         + [RING_HW] * 2 + [RING_NOHW])
 
     def test_in_a_run_time_dispatched_function_it_passes(self):
         allowed = {symbol for symbol, ok in self.verdicts() if ok}
         self.assertEqual(allowed, {"aws_lc_0_35_0_sha512_block_data_order_hw", "aws_lc_0_35_0_aesv8_gcm_8x_enc_128",
-                                   "aws_lc_0_35_0_armv8_set_dit"})
+                                   "aws_lc_0_35_0_armv8_set_dit", RING_HW})
 
     def test_anywhere_else_it_fails(self):
         refused = [symbol for symbol, ok in self.verdicts() if not ok]
         self.assertEqual(refused, ["_ZN12image_resize6kernel17h0123456789abcdefE",
                                    "aws_lc_0_35_0_sha512_block_data_order_nohw",
-                                   "my_sha512_block_data_order_hw_wrapper"])
+                                   "my_sha512_block_data_order_hw_wrapper", RING_HW, RING_NOHW])
+
+    def test_ring_sha512_hw_may_hold_sha512_and_nothing_newer(self):
+        ring = [(line.split(":")[-1].split()[0], reason is not None)
+                for line, _, symbol, reason in arm64_baseline.classify(SYMBOLS) if symbol == RING_HW]
+        self.assertEqual(ring, [("sha512h2", True), ("eor3", False)])
 
     def test_the_verdict_counts_only_the_refused(self):
         found = arm64_baseline.classify(SYMBOLS)
-        self.assertEqual(arm64_baseline.report("fixture", 15, found), 3)
+        self.assertEqual(arm64_baseline.report("fixture", 15, found), 5)
         allowed_only = [f for f in found if f[3]]
         self.assertEqual(arm64_baseline.report("fixture", 15, allowed_only), 0)
 
