@@ -158,7 +158,7 @@ async fn ssl_cert_dir_holding_the_private_ca_makes_the_call_succeed() {
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
 }
 
-/// Every function's TLS is rustls on ring, and aws-lc (the SDK's default, about 0.6 MB more per
+/// Every function's TLS is rustls on ring, and aws-lc (the SDK's default, about 0.65 MB more per
 /// zipped bootstrap) is linked into none of them: it would come back with an SDK crate's or
 /// aws-config's `default-https-client` feature, or with adapters' `aws-lc` feature.
 #[test]
