@@ -88,7 +88,7 @@ pub fn https_client() -> SharedHttpClient {
 ///
 /// The SDK's own default is aws-lc, which also offers hybrid post-quantum key agreement
 /// (X25519MLKEM768). ring offers X25519, P-256 and P-384 and the same cipher suites (the SDK keeps
-/// AES-GCM and ChaCha20-Poly1305 either way), and is a quarter of aws-lc's size in a bootstrap:
+/// AES-GCM and ChaCha20-Poly1305 either way), and is about a fifth of aws-lc's size in a bootstrap:
 /// about 0.65 MB less per zipped function (docs/performance.md, "TLS").
 #[cfg(not(feature = "aws-lc"))]
 fn tls_crypto() -> CryptoMode {
