@@ -58,6 +58,13 @@ pub fn log_filter(env: &Env) -> Targets {
         }
         directives
     };
+    // `warn, user_api=debug`: spaces around a directive are not part of it.
+    let directives = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
     let targets_only = directives.split(',').all(|directive| {
         let target = directive.split_once('=').map_or("", |(target, _)| target);
         target

@@ -92,6 +92,12 @@ fn directives_are_taken_as_they_are_and_unreadable_ones_mean_info() {
     )]));
     assert!(f.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
     assert!(!f.would_enable("user_api", &Level::WARN));
+    let f = log_filter(&Env::from_pairs(&[(
+        "LOG_LEVEL",
+        " warn , user_api=debug ,",
+    )]));
+    assert!(f.would_enable("user_api", &Level::DEBUG));
+    assert!(!f.would_enable("aws_smithy_runtime", &Level::INFO));
     // Span and field directives are not a target and a level: the filter falls back to info
     // rather than taking `[invocation]` for a target and silencing everything else.
     for unreadable in [
