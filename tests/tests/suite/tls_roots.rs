@@ -163,7 +163,7 @@ async fn ssl_cert_dir_holding_the_private_ca_makes_the_call_succeed() {
 /// aws-config's `default-https-client` feature, or with adapters' `aws-lc` feature.
 #[test]
 fn every_function_links_ring_and_not_aws_lc() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = integration_tests::workspace_root();
     let mut functions: Vec<String> = std::fs::read_dir(root.join("functions"))
         .expect("functions/")
         .filter_map(|entry| entry.ok())
